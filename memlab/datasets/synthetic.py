@@ -1,0 +1,45 @@
+"""Synthetic 2-D datasets of the paper: two moons (and its size series) and two lines."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.datasets import make_moons
+
+from memlab.datasets.registry import register
+
+
+def scale_to_unit_ball(X: np.ndarray) -> np.ndarray:
+    """Divide by the largest Euclidean norm so every point lies in the unit ball."""
+    X = np.asarray(X, dtype=np.float32)
+    return X / np.float32(np.linalg.norm(X, axis=1).max())
+
+
+@register("moons", shape=(1000, 2))
+def moons(source=None) -> dict:
+    """make_moons(1000, noise=0.05, random_state=0), scaled to the unit ball."""
+    X, y = make_moons(1000, noise=0.05, random_state=0)
+    return {"X": scale_to_unit_ball(X), "y": y, "meta": {"classes": ["0", "1"]}}
+
+
+MOONS_SIZES = {"100": 100, "1k": 1_000, "5k": 5_000, "10k": 10_000,
+               **{f"{k}00k": k * 100_000 for k in range(1, 11)}}
+
+
+def _moons_prefix(n: int):
+    def build(source=None) -> dict:
+        X, y = make_moons(1_000_000, noise=0.05, random_state=0)
+        return {"X": scale_to_unit_ball(X[:n]), "y": y[:n], "meta": {"classes": ["0", "1"]}}
+    build.__doc__ = f"The first {n:,} points of one 1,000,000-point moons draw (noise 0.05, seed 0), unit ball."
+    return build
+
+
+for _label, _n in MOONS_SIZES.items():
+    register(f"moons_size_{_label}", shape=(_n, 2))(_moons_prefix(_n))
+
+
+@register("lines", shape=(20, 2))
+def lines(source=None) -> dict:
+    """Two horizontal segments x in [-1, 1], 10 points each: y = -0.05 (label 1), y = +0.05 (label 0)."""
+    x = np.linspace(-1, 1, 10)
+    X = np.concatenate([np.stack([x, np.full(10, -0.05)], 1), np.stack([x, np.full(10, 0.05)], 1)])
+    y = np.repeat([1, 0], 10)
+    return {"X": X.astype(np.float32), "y": y, "meta": {"classes": ["0", "1"]}}
