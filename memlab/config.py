@@ -212,6 +212,9 @@ def _expand_value(key, value, path):
             raise ConfigError(f"bad '{kind}': {e}", file=path, key=where, fix="use numbers for its options") from None
         return [plain(v) for v in values]
     if isinstance(value, list):
+        if not value:
+            raise ConfigError("the grid is empty (0 trials): a parameter has no values", file=path, key=where,
+                              fix="give it at least one value, or remove it")
         return [plain(v) for v in value]
     return [plain(value)]   # a single value stands for a one-element list
 

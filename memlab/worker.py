@@ -11,6 +11,7 @@ import fcntl
 import importlib
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,26 +29,39 @@ class Job:
     tag: str              # names the worker's record file: "local", "sge-123-4", ...
     cwd: str              # where the user's own trial modules live
     watch_parent: bool = False   # local workers stop when the run that started them is gone
+    run_id: str = ""             # a new record file for every run, even in a long-lived process
 
 
 _state: dict = {}         # per process: writers, stores, the parent pid, the workers' lock
 
 
 def _setup(job: Job):
-    key = (job.name, job.results_dir, job.tag)
+    key = (job.name, job.results_dir, job.tag, job.run_id)
     if key not in _state:
         if job.cwd not in sys.path:
             sys.path.append(job.cwd)
         module = importlib.import_module(TRIALS.get(job.trial, job.trial))
         store = Store(job.name, Path(job.results_dir))
-        if job.watch_parent:
-            _state["parent"] = os.getppid()
+        if job.watch_parent and "parent" not in _state:
+            _watch_parent()
             _hold_workers_lock(store)
         _state[key] = (module.trial, store, RecordWriter(store.records_dir, job.tag))
-    if job.watch_parent and os.getppid() != _state["parent"]:
-        # The run that started us was killed: finish nothing more, so a rerun can take over.
-        os._exit(0)
     return _state[key]
+
+
+def _watch_parent() -> None:
+    """Exit when the run that started this worker is gone (killed with -9, say).
+
+    An orphaned worker would otherwise sit idle holding the workers' lock, or finish trials a
+    rerun has already started again.  Its records are flushed per trial, so nothing is lost.
+    """
+    parent = _state["parent"] = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(0)
+    threading.Thread(target=watch, daemon=True, name="memlab-parent-watch").start()
 
 
 def _hold_workers_lock(store: Store) -> None:

@@ -9,13 +9,15 @@ however large the grid; each worker writes its own record file.
 from __future__ import annotations
 
 import os
+import uuid
 
 from memlab.worker import Job, run_one
 
 
 def run(exp, pending, store, opts, report) -> None:
     n_jobs = opts.tasks
-    job = Job(exp.name, exp.trial_name, str(store.base), "local", os.getcwd(), watch_parent=n_jobs != 1)
+    job = Job(exp.name, exp.trial_name, str(store.base), "local", os.getcwd(), watch_parent=n_jobs != 1,
+              run_id=uuid.uuid4().hex)
     if n_jobs == 1:
         for t in pending:                      # in-process: no pickling, no pool
             report(run_one(job, t))

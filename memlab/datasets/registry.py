@@ -43,7 +43,7 @@ def register(name: str, *, kind: str = "synthetic", on_demand: bool = True, defa
     """Decorator: `@register("moons", shape=(1000, 2))` over a build(source) function."""
     def deco(build):
         DATASETS[name] = DatasetSpec(name, build, kind, on_demand, default, shape,
-                                     description or (build.__doc__ or "").strip().splitlines()[0])
+                                     description or (build.__doc__ or name).strip().splitlines()[0])
         return build
     return deco
 
