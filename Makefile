@@ -28,7 +28,7 @@ test-fast: install
 	$(PYTHON) -m pytest -q -m "not slow"
 
 bench: install
-	$(PYTHON) benchmarks/run_all.py
+	$(PYTHON) benchmarks/run_all.py $(BENCH)
 
 clean:
 	rm -rf results plots .pytest_cache
