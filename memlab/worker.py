@@ -42,6 +42,8 @@ def _setup(job: Job):
             sys.path.append(job.cwd)
         module = importlib.import_module(TRIALS.get(job.trial, job.trial))
         store = Store(job.name, Path(job.results_dir))
+        # Long trials may checkpoint per epoch here (opt-in; see memlab.trials.sgd), keyed by `_key`.
+        os.environ["MEMLAB_CHECKPOINT_DIR"] = str(store.dir / "checkpoints")
         if job.watch_parent and "parent" not in _state:
             _watch_parent()
             _hold_workers_lock(store)
