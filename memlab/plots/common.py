@@ -23,10 +23,11 @@ SMALL_FIGURE_RC = {
     "font.size": 6, "axes.titlesize": 6, "axes.labelsize": 8, "xtick.labelsize": 6,
     "ytick.labelsize": 6, "legend.fontsize": 6, "legend.title_fontsize": 6, "figure.titlesize": 10,
     "xtick.major.pad": 1.5, "ytick.major.pad": 1.5, "lines.linewidth": 1.0,
+    "figure.dpi": 200,   # a PNG of a 2-inch figure is still legible
 }
 BASE_RC = {
     "axes.grid": True, "grid.color": "#e6e6e6", "grid.linewidth": 0.6, "axes.axisbelow": True,
-    "axes.edgecolor": "#bbbbbb", "figure.dpi": 100, "savefig.dpi": 300,
+    "axes.edgecolor": "#bbbbbb", "figure.dpi": 100,
 }
 
 # Light orange -> red -> purple: a sequential palette for numeric hues (lines ordered by value).
