@@ -233,6 +233,38 @@ def test_validate_nested_reference_keys():
         validate({"type": "heatmap", "name": "a", "idx": "a", "col": "b", "val": "c", "smoth": 1})
 
 
+REFERENCE_SPECS = [   # plot specs as the paper's reference experiment files write them
+    {"type": "dataset_2d", "name": "d", "dataset": "moons_size_100", "xlabel": "$N = 100$",
+     "xticks": False, "yticks": False, "legend": False, "figsize": [2.5, 1.5]},
+    {"type": "dataset_images", "name": "i", "dataset": "digits", "rows": 2, "cols": 5,
+     "classes": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "img_width": 8, "img_height": 8, "img_channels": 1,
+     "figsize": [3.0, 1.2]},
+    {"type": "heatmap", "name": "w", "vmin": 0, "vmax": 26,
+     "pivot": {"idx": "n_iter", "col": "max_bias", "val": "second_dim_out", "agg": "mean", "round": 2},
+     "contours": {"smoothing": 0.8, "levels": 15}, "xlabel": "x", "ylabel": "y", "figsize": [2.38, 1.9]},
+    {"type": "slices", "name": "s", "vmin": 0, "vmax": 26,
+     "pivot": {"idx": "max_bias", "col": "n_iter", "val": "second_dim_out", "agg": "mean", "round": 2},
+     "slices": [50, 200, 500], "marker_threshold": 0.99, "mark_every": 2,
+     "legend": {"title": "width $n$"}, "xlabel": "x", "ylabel": "", "figsize": [2.15, 0.95]},
+    {"type": "boundary_2d", "name": "b", "dataset": "moons",
+     "model": {"n_iter": 100, "max_bias": 0.0, "activation": "thres"}, "xticks": False, "yticks": False,
+     "legend": False, "xlabel": "$\\lambda = 0.0$", "ylabel": "$n = 100$", "figsize": [3.0, 1.5],
+     "outline": False},
+]
+
+
+@pytest.mark.parametrize("spec", REFERENCE_SPECS, ids=lambda s: s["type"])
+def test_reference_specs_validate(spec):
+    validate(spec)
+
+
+def test_render_leaves_pyplot_alone(ctx):
+    import matplotlib.pyplot as plt
+    before = plt.get_fignums()
+    render({"type": "dataset_2d", "name": "d", "dataset": "lines"}, None, ctx)
+    assert plt.get_fignums() == before
+
+
 def test_describe_plots_lists_every_type_and_its_options():
     text = describe_plots()
     for name, pt in PLOTS.items():

@@ -46,7 +46,7 @@ def new_figure(spec: dict, nrows: int = 1, ncols: int = 1, **kw):
     """(fig, axes) like plt.subplots with the spec's figsize, but outside pyplot's registry, so
     rendering hundreds of plots neither leaks figures nor needs plt.close."""
     figsize = option(spec, "figsize")
-    fig = Figure(figsize=tuple(figsize) if figsize else None)
+    fig = Figure(figsize=tuple(figsize) if figsize else None, layout="constrained")
     return fig, fig.subplots(nrows, ncols, **kw)
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from memlab import datasets
 from memlab.errors import UserError
+from memlab.paths import RESULTS_DIR
 
 
 @dataclass
@@ -20,10 +21,10 @@ class PlotContext:
     name: str                         # the experiment's name (results/NAME.csv)
     experiment: object = None         # memlab.config.Experiment, or None outside an experiment
     series: pd.DataFrame | None = None   # results/NAME_series.csv: one row per (trial, epoch)
-    results_dir: Path | None = None   # where results/NAME/artifacts/ lives
+    results_dir: Path | None = None   # where NAME/artifacts/ lives (default: the root's results/)
 
     def artifact_path(self, key: str) -> Path:
-        return Path(self.results_dir) / self.name / "artifacts" / f"{key}.npz"
+        return Path(self.results_dir or RESULTS_DIR()) / self.name / "artifacts" / f"{key}.npz"
 
     def artifact(self, key: str) -> dict[str, np.ndarray]:
         """The arrays a trial returned under "artifacts" (saved as results/NAME/artifacts/KEY.npz)."""

@@ -146,7 +146,7 @@ def dataset_images(df, spec, ctx):
         cols = cols or int(np.ceil(len(picks) / rows))
         cells = [divmod(k, cols) for k in range(len(picks))][: rows * cols]
     spec = {**spec, "figsize": option(spec, "figsize") or (0.6 * cols + 0.6, 0.6 * rows + 0.2)}
-    fig, axs = new_figure(spec, rows, cols, squeeze=False, gridspec_kw={"wspace": 0.1, "hspace": 0.1})
+    fig, axs = new_figure(spec, rows, cols, squeeze=False)
     for ax in axs.flat:
         ax.axis("off")
     names = ds.meta.get("classes") or [str(c) for c in range(int(ds.y.max()) + 1)]
