@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.colors import ListedColormap
 from scipy.ndimage import gaussian_filter
 
 from memlab.errors import ConfigError, choices_hint
@@ -62,7 +61,8 @@ def pivot(df: pd.DataFrame, idx: str, col: str, val: str, agg="mean", decimals=N
     """Rows: values of `idx` (ascending); columns: values of `col`; cells: agg of `val` over repeats."""
     df = round_columns(df, (idx, col), decimals)
     df = df.assign(**{val: as_number(df[val])})
-    return df.pivot_table(index=idx, columns=col, values=val, aggfunc=agg, dropna=False).sort_index().sort_index(axis=1)
+    table = df.pivot_table(index=idx, columns=col, values=val, aggfunc=agg, dropna=False)
+    return table.sort_index().sort_index(axis=1)
 
 
 def _thin(n: int) -> np.ndarray:
@@ -75,6 +75,16 @@ def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     # Empty cells (grid points without results) take the mean so the filter does not spread NaN.
     filled = np.where(np.isnan(values), np.nanmean(values), values)
     return gaussian_filter(filled, sigma) if sigma else filled
+
+
+def draw_contours(ax, table: pd.DataFrame, spec: dict) -> None:
+    """Contour lines of the Gaussian-smoothed cell values (the paper smooths with sigma 0.8)."""
+    z = _smooth(table.to_numpy(dtype=float), option(spec, "smooth"))
+    if min(z.shape) < 2 or not z.max() > z.min():
+        return   # a flat or one-line grid has no contours
+    levels = option(spec, "levels")
+    ax.contour(z, levels=None if levels == "auto" else levels, cmap="viridis", linewidths=0.75,
+               vmin=option(spec, "contour_vmin"), vmax=option(spec, "contour_vmax"))
 
 
 def draw_region(ax, region: pd.DataFrame, threshold: float, sigma: float) -> bool:
@@ -129,11 +139,8 @@ def heatmap(df, spec, ctx):
     ax.set_yticks(ys, [fmt(table.index[i]) for i in ys])
     ax.set_xlabel(col)
     ax.set_ylabel(idx)
-    levels = option(spec, "levels")
-    if levels is not None and min(table.shape) >= 2:
-        z = _smooth(table.to_numpy(dtype=float), option(spec, "smooth"))
-        ax.contour(z, levels=None if levels == "auto" else levels, cmap="viridis", linewidths=0.75,
-                   vmin=option(spec, "contour_vmin"), vmax=option(spec, "contour_vmax"))
+    if option(spec, "levels") is not None:
+        draw_contours(ax, table, spec)
     region = option(spec, "interpolation_region")
     if region is None:
         region = "interpolated" in df.columns
