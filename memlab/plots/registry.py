@@ -6,6 +6,10 @@
 `required` and `options` (with their defaults) are checked when the experiment file is
 loaded, so an unknown plot type, a missing required option or a misspelt one is an error
 before any trial runs.  Options every plot accepts are in COMMON_OPTIONS.
+
+A plot type may also declare `normalize(spec) -> spec`, which rewrites an older spelling of its
+options (the paper's reference files nest them: "pivot": {"idx": ...}) into the flat one; it
+runs before validation and before drawing, so both spellings work everywhere.
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ COMMON_OPTIONS = {
     "markersize": None, "query": None,
 }
 
+TABLES = ("results", "series", "none")
+
 
 @dataclass(frozen=True)
 class PlotType:
@@ -28,16 +34,32 @@ class PlotType:
     required: tuple = ()
     options: dict = field(default_factory=dict)
     uses_results: bool = True     # False: draws from the dataset/model alone (dataset_2d, boundary_2d)
+    normalize: Callable | None = None   # spec -> spec: older option spellings -> the current ones
+    table: str = "results"        # what `df` is: "results" (NAME.csv), "series" (NAME_series.csv), "none"
 
 
 PLOTS: dict[str, PlotType] = {}
 
 
-def register(name: str, *, required=(), options=None, uses_results: bool = True):
+def register(name: str, *, required=(), options=None, uses_results: bool = True,
+             normalize: Callable | None = None, table: str | None = None):
+    if table is None:
+        table = "results" if uses_results else "none"
+    assert table in TABLES, table
+
     def deco(fn):
-        PLOTS[name] = PlotType(name, fn, tuple(required), dict(options or {}), uses_results)
+        PLOTS[name] = PlotType(name, fn, tuple(required), dict(options or {}), uses_results,
+                               normalize, table)
         return fn
     return deco
+
+
+def normalized(spec: dict) -> dict:
+    """The spec in its current spelling (a copy; the caller's dict is left alone)."""
+    pt = PLOTS.get(spec.get("type")) if isinstance(spec, dict) else None
+    if pt is None or pt.normalize is None:
+        return spec
+    return pt.normalize(dict(spec))
 
 
 def validate(spec, *, file=None, where: str = "plots") -> None:
@@ -53,6 +75,10 @@ def validate(spec, *, file=None, where: str = "plots") -> None:
         raise ConfigError(f"unknown plot type '{kind}'", file=file, key=f"{where}.type",
                           fix=choices_hint(kind, PLOTS))
     pt = PLOTS[kind]
+    try:
+        spec = normalized(spec)
+    except ConfigError as e:   # add the file and the plot's position to the normalizer's message
+        raise ConfigError(e.message, file=file, key=f"{where}.{e.key}" if e.key else where, fix=e.fix) from None
     for k in pt.required:
         if k not in spec:
             raise ConfigError(f"plot '{spec['name']}' ({kind}) needs option '{k}'", file=file,

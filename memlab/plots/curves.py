@@ -1,0 +1,74 @@
+"""Line plots of results: `curves` (a metric per epoch, from the series table) and `lines`
+(any column against any other, from the results table), averaged over repeats with a band.
+
+    python plot.py --name sgd_corrupt     # e.g. training loss per epoch, test error vs corrupt_prob
+"""
+from __future__ import annotations
+
+from memlab.plots.common import (
+    draw_lines, legend_title, new_figure, nonempty, require_columns, summarize, value_limits)
+from memlab.plots.registry import option, register
+
+
+def _line_plot(df, spec, *, markers: bool):
+    x, y, hue, style = option(spec, "x"), spec["y"], option(spec, "hue"), option(spec, "style")
+    require_columns(df, spec, "x", "y", "hue", "style")
+    nonempty(df, spec)
+    summary = summarize(df, x, y, [c for c in (hue, style) if c], option(spec, "agg"), option(spec, "band"))
+    fig, ax = new_figure(spec)
+    draw_lines(ax, summary, x, hue, style, cmap=option(spec, "cmap"), markers=markers,
+               markersize=option(spec, "markersize"))
+    if option(spec, "logx"):
+        ax.set_xscale("log")
+    if option(spec, "logy"):
+        ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    if hue or style:
+        ax.legend(title=legend_title(hue, style))
+    value_limits(ax, spec)
+    return fig
+
+
+LINE_OPTIONS = {"hue": None, "style": None, "band": "ci", "agg": "mean", "logx": False, "logy": False,
+                "cmap": None}
+
+
+@register("curves", required=("y",), table="series", options={"x": "epoch", **LINE_OPTIONS, "markers": False})
+def curves(df, spec, ctx):
+    """A metric against epoch (or step), one line per group, from results/NAME_series.csv.
+
+    Rows that share (hue, style, x) are averaged: repeats over restarts or seeds become the band.
+
+    y          -- the metric column (required), e.g. "train_loss"
+    x          -- (default "epoch")
+    hue        -- a column: one colour per value (default None)
+    style      -- a column: one dash pattern per value (default None)
+    agg        -- how repeats combine (default "mean")
+    band       -- "ci" (95% confidence interval of the mean), "std" or "none" (default "ci")
+    logx, logy -- logarithmic axes (default False)
+    markers    -- a marker at each point (default False)
+    cmap       -- colour map for hue (default: a light-to-dark ramp for numbers, tab10 otherwise)
+    vmin, vmax -- the y range (default: the data's)
+    query      -- applies to the series table here
+    """
+    return _line_plot(df, spec, markers=option(spec, "markers"))
+
+
+@register("lines", required=("x", "y"), options={**LINE_OPTIONS, "markers": True})
+def lines(df, spec, ctx):
+    """`y` against `x` from the results table, e.g. test error against corrupt_prob.
+
+    Rows that share (hue, style, x) are aggregated: repeats over restarts or seeds become the band.
+
+    x, y       -- columns (required)
+    hue        -- a column: one colour per value (default None)
+    style      -- a column: one dash pattern and marker per value (default None)
+    agg        -- how repeats combine (default "mean")
+    band       -- "ci" (95% confidence interval of the mean), "std" or "none" (default "ci")
+    logx, logy -- logarithmic axes (default False)
+    markers    -- a marker at each point (default True)
+    cmap       -- colour map for hue (default: a light-to-dark ramp for numbers, tab10 otherwise)
+    vmin, vmax -- the y range (default: the data's)
+    """
+    return _line_plot(df, spec, markers=option(spec, "markers"))
