@@ -82,6 +82,10 @@ class Experiment:
     def grid(self) -> ParameterGrid:
         return ParameterGrid(self.param_grid)
 
+    @property
+    def plot_only(self) -> bool:
+        return self.module is None
+
     def __len__(self) -> int:
         return len(self.grid)
 
@@ -92,6 +96,8 @@ class Experiment:
 
     def datasets(self) -> set[str]:
         """Every dataset name a trial of this grid loads."""
+        if self.plot_only:
+            return set()
         keys = getattr(self.module, "DATASET_KEYS", ("dataset",))
         names = set()
         for grid in self.param_grid:
@@ -132,13 +138,17 @@ def load_experiment(name: str) -> Experiment:
         if k not in TOP_LEVEL_KEYS:
             raise ConfigError(f"unknown top-level key '{k}'", file=path, key=k,
                               fix=choices_hint(k, TOP_LEVEL_KEYS))
+    plot_only = "trial" not in raw and "param_grid" not in raw and bool(raw.get("plots"))
     for k in ("trial", "param_grid"):
-        if k not in raw:
+        if k not in raw and not plot_only:
             raise ConfigError(f"missing '{k}'", file=path, key=k,
                               fix='add e.g. "trial": "algorithm"' if k == "trial" else 'add "param_grid": {...}')
-    module = import_trial(raw["trial"], path)
-    grid = expand_grid(raw["param_grid"], path)
-    check_params(module, grid, path, raw["trial"])
+    if plot_only:   # the reference code's lines.json: plots drawn from datasets and fitted models alone
+        module, grid = None, []
+    else:
+        module = import_trial(raw["trial"], path)
+        grid = expand_grid(raw["param_grid"], path)
+        check_params(module, grid, path, raw["trial"])
     plots = raw.get("plots", [])
     if not isinstance(plots, list):
         raise ConfigError("'plots' must be a list of plot objects", file=path, key="plots", fix="wrap it in [...]")
@@ -157,8 +167,8 @@ def load_experiment(name: str) -> Experiment:
         if k not in RESOURCE_KEYS:
             raise ConfigError(f"unknown resource '{k}'", file=path, key=f"resources.{k}",
                               fix=choices_hint(k, RESOURCE_KEYS))
-    exp = Experiment(path.stem, path, raw["trial"], module, grid, plots, resources, raw.get("description", ""))
-    if len(exp) == 0:
+    exp = Experiment(path.stem, path, raw.get("trial"), module, grid, plots, resources, raw.get("description", ""))
+    if len(exp) == 0 and not plot_only:
         raise ConfigError("the grid is empty (0 trials)", file=path, key="param_grid",
                           fix="give every parameter at least one value")
     return exp

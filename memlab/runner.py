@@ -109,6 +109,9 @@ class RunLock:
 
 def run(exp, opts: RunOptions) -> int:
     """Run every pending trial of `exp`; return the exit status (0 all done, 1 failures)."""
+    if exp.plot_only:
+        print(f"{exp.name}: no trials (a plot-only experiment file): `python plot.py --name {exp.name}` draws it")
+        return 0
     datasets.require(exp.datasets())
     store = Store(exp.name)
     with RunLock(store):
@@ -155,6 +158,8 @@ def finish(exp, store, trials, rep, seconds, interrupted) -> int:
 
 
 def status(exp) -> int:
+    if exp.plot_only:
+        return run(exp, RunOptions())
     store = Store(exp.name)
     p = plan(exp, store)
     failed = p.failed
@@ -170,6 +175,8 @@ def status(exp) -> int:
 
 
 def dry_run(exp, show: int = 5) -> int:
+    if exp.plot_only:
+        return run(exp, RunOptions())
     n = len(exp)
     print(f"{exp.path}: trial '{exp.trial_name}', {n} trials")
     for t in exp.trials():

@@ -136,3 +136,14 @@ def test_missing_dataset_names_the_data_command(study):
         assert runner.dry_run(exp) == 0      # a dry run still works, and says what is missing
     finally:
         reg.DATASETS.pop("needs_download")
+
+
+def test_plot_only_file_in_the_reference_format(study):
+    study.experiment("lines", {"plots": [{"type": "dataset_2d", "name": "dataset", "dataset": "lines"}]})
+    exp = load_experiment("lines")
+    assert exp.plot_only and len(exp) == 0
+    r = study.cli("run.py", "--name", "lines")
+    assert r.returncode == 0 and "plot-only" in r.stdout
+    r = study.cli("plot.py", "--name", "lines", "--format", "png")
+    assert r.returncode == 0, r.stderr
+    assert (study.path / "plots" / "lines" / "dataset.png").stat().st_size > 1000
