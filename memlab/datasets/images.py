@@ -132,7 +132,8 @@ class _ArrayUnpickler(pickle.Unpickler):
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
                ("numpy._core.multiarray", "scalar"), ("copy_reg", "_reconstructor"),
-               ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object")}
+               ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object"),
+               ("_codecs", "encode")}     # how Python 3 writes bytes at protocol 2
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
