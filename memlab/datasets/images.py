@@ -203,13 +203,16 @@ def cifar_set(f: RemoteFile, source: Path | None, dataset: str, hundred: bool) -
 # ---- building the registered arrays ----------------------------------------------------------
 
 def as_unit(pixels: np.ndarray) -> np.ndarray:
-    """pixels / 255 as float32."""
-    return pixels.astype(np.float32) / np.float32(255)
+    """pixels / 255 as float32 (one float32 array, no float64 temporary)."""
+    X = pixels.astype(np.float32)
+    X /= np.float32(255)
+    return X
 
 
 def to_unit_ball(X: np.ndarray) -> tuple[np.ndarray, float]:
     """X divided (in place) by its largest row norm, and that norm."""
-    norm = float(np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64).max()))
+    norm = max(float(np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64).max()))
+               for block in np.array_split(X, max(1, len(X) // 8192)))
     X /= np.float32(norm)
     return X, norm
 
