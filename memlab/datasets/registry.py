@@ -160,10 +160,10 @@ def _load_cached(name: str, split: str, corruption: str, corrupt_prob: float, co
         # Corrupt the whole dataset, then split: the train and test views share one pixel
         # permutation, and test rows keep their true labels (corrupt.apply spares is_test rows).
         return _load_cached(name, "all", corruption, corrupt_prob, corrupt_seed, folder).split(split)
-    ds = _read(name)
-    if corruption != "none":
-        ds = corrupt.apply(ds, corruption, prob=corrupt_prob, seed=corrupt_seed)
-    return ds
+    if corruption == "none":
+        return _read(name)
+    clean = _load_cached(name, "all", "none", 0.0, 0, folder)     # read once, shared
+    return corrupt.apply(clean, corruption, prob=corrupt_prob, seed=corrupt_seed)
 
 
 def load_dataset(name: str, *, split: str = "all", corruption: str = "none",
