@@ -202,6 +202,22 @@ def test_missing_file_in_source_says_what_to_fetch_and_where(root, tmp_path, mon
     assert datasets.status("mnist") == "missing"
 
 
+def test_every_missing_file_is_named_at_once(root, tmp_path, monkeypatch):
+    src = tmp_path / "archives"
+    tiny_mnist(src)
+    use_checksums_of(monkeypatch, src)
+    for name in ("t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz"):
+        (src / name).unlink()
+    with pytest.raises(DatasetError) as e:
+        datasets.materialize("mnist", source=src)
+    assert "2 files of mnist are missing" in str(e.value)
+    for name in ("t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz"):
+        assert f"https://ossci-datasets.s3.amazonaws.com/mnist/{name}" in e.value.fix
+    assert str(root / "datasets" / "raw" / "mnist") in e.value.fix
+    # the two good files were verified and cached: the next run only needs the missing ones
+    assert raw_listing(root) == ["t10k-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+
+
 def test_wrong_checksum_in_source_is_rejected_and_not_cached(root, tmp_path, monkeypatch):
     src = tmp_path / "archives"
     tiny_mnist(src)
@@ -210,8 +226,10 @@ def test_wrong_checksum_in_source_is_rejected_and_not_cached(root, tmp_path, mon
     with pytest.raises(DatasetError) as e:
         datasets.materialize("mnist_original", source=src)
     assert "wrong checksum" in str(e.value) and "train-images-idx3-ubyte.gz" in str(e.value)
-    raw = root / "datasets" / "raw" / "mnist"
-    assert not raw.exists() or not any(raw.iterdir()), "nothing unverified is cached, not even a temp file"
+    verified = {f.name: f.md5 for f in images.MNIST_FILES.values()}
+    assert "train-images-idx3-ubyte.gz" not in raw_listing(root)
+    for name in raw_listing(root):   # only files whose checksum matched; no temp file either
+        assert md5(root / "datasets" / "raw" / "mnist" / name) == verified[name]
     assert datasets_written(root) == []
 
 
@@ -517,6 +535,15 @@ def test_missing_file_on_server(root, mirror, monkeypatch):
     assert "HTTP 404" in str(e.value) and "t10k-images-idx3-ubyte.gz" in str(e.value)
     assert "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz" in e.value.fix
     assert not (root / "datasets" / "raw" / "mnist" / "t10k-images-idx3-ubyte.gz").exists()
+
+
+def test_no_connection_names_every_file_of_the_dataset(root):
+    with pytest.raises(DatasetError) as e:
+        datasets.materialize("mnist")          # MEMLAB_MIRROR points at a closed port (root fixture)
+    assert "4 files of mnist are missing" in str(e.value) and "no connection" in str(e.value)
+    for f in images.MNIST_FILES.values():
+        assert f.urls[0] in e.value.fix and f.md5 in e.value.fix
+    assert raw_listing(root) == []
 
 
 def test_no_connection_says_which_file_to_fetch(root, monkeypatch):

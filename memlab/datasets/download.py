@@ -79,6 +79,28 @@ def fetch(f: RemoteFile, source: Path | None = None, *, dataset: str) -> Path:
     return _download(f, target, dataset)
 
 
+def fetch_all(files: list[RemoteFile], source: Path | None = None, *, dataset: str) -> list[Path]:
+    """fetch() each file; one error names every file still missing, so one trip fetches them all."""
+    paths, errors = [], []
+    for f in files:
+        try:
+            paths.append(fetch(f, source, dataset=dataset))
+        except DatasetError as e:
+            errors.append(e)
+            if source is None:
+                break   # a download failed: do not wait on the others' timeouts
+    if not errors:
+        return paths
+    missing = [f for f in files if not cached_path(f).exists()]
+    if len(missing) <= 1:
+        raise errors[0]
+    group = raw_dir() / missing[0].group
+    wanted = "; ".join(f"{f.urls[0]} (md5 {f.md5})" for f in missing)
+    raise DatasetError(f"{len(missing)} files of {dataset} are missing. {errors[0].message}", file=errors[0].file,
+                       fix=f"download {wanted}, and save them in {group}/; or put them in a folder DIR "
+                           f"and run `python data.py --name {dataset} --source DIR`")
+
+
 def _where_to_put(f: RemoteFile, target: Path, dataset: str) -> str:
     """The fix of every failed fetch: which file, from where, and where it goes."""
     others = "".join(f" or {u}" for u in f.urls[1:])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memlab.datasets.download import RemoteFile, fetch
+from memlab.datasets.download import RemoteFile, fetch, fetch_all
 from memlab.datasets.registry import register
 from memlab.errors import DatasetError
 
@@ -120,7 +120,7 @@ def _stamps(paths) -> tuple:
 
 def idx_set(files: dict[str, RemoteFile], source: Path | None, dataset: str) -> dict:
     parts = ("train_images", "train_labels", "test_images", "test_labels")
-    paths = tuple(fetch(files[k], source, dataset=dataset) for k in parts)
+    paths = tuple(fetch_all([files[k] for k in parts], source, dataset=dataset))
     key = ("idx", paths, _stamps(paths))
     return _once(key, lambda: {**_parse_idx_set(paths, dataset), "key": key})
 
