@@ -1,0 +1,301 @@
+"""Algorithm 2 of arXiv 2310.00327 ("Memorization with neural nets: going beyond the worst case")
+as scikit-learn estimators, and the trial that runs it on one grid point.
+
+    python run.py --name moons      # an experiment whose "trial" is "algorithm"
+
+Algorithm 2, as transcribed here (the `# [Line N]` comments in this file and in memlab/algo/
+cite these lines):
+
+    Input: the two classes X- and X+, n = n_iter first-layer neurons, lambda = max_bias
+     1: W <- n x d matrix of standard Gaussians; b <- n values uniform in [-lambda, lambda]
+     2: Phi(x) := sigma(W x + b), sigma = Thres (Heaviside, Thres(0) = 0) or ReLU
+     3: C <- X+ (candidates); U <- X+ (the universe: points not yet covered)
+     4: while C is not empty and U is not empty:
+     5:     draw x from C uniformly at random
+     6:     I <- {i : Phi(x)_i = 0}                        the units inactive at x
+     7:     m <- min over z in X- of <Phi(z), 1_I>
+     8:     if m > 0:
+     9:         add the second-layer neuron z -> Thres(m - <Phi(z), 1_I>): it fires iff
+                <Phi(z), 1_I> < m, so at x (sum 0) and at no point of X- (sum >= m)
+    10:         U <- U minus the points of X+ it fires at (covers)
+    11:         C <- C minus the points of X+ it covers
+    12:     C <- C minus {x}
+    13: third layer: x is in X+ iff some second-layer neuron fires (an OR)
+
+The network interpolates (score 1.0 on its training set) iff U ends empty: no neuron ever fires
+at a point of X-.  "A random remaining candidate" (line 5) is drawn by walking one uniformly
+random permutation of X+ and skipping the points already covered or tried: the same
+distribution, and a walk that every path (oracle, fast, torch) can share.  More than two
+classes: one second layer per class against the rest (one-vs-rest), all on one first layer.
+
+Estimator (Memorizer), fitted attributes:
+    classes_          the labels seen in fit
+    n_features_in_    d
+    W_ (n_iter, d), b_ (n_iter,)    the first layer, float32
+  binary (two classes; the separated class X+ is classes_[1]):
+    anchor_ (k,)      index into the training X of each second-layer neuron's drawn point x
+    m_ (k,)           each neuron's threshold m (float64; integers for thres)
+    U_bits_ (k, w)    each neuron's set I, packed 64 units per uint64 word
+    U_ (k, n_iter)    the same as a bool matrix (a property)
+    neuron_outputs(X) -> (n, k) bool: which second-layer neurons fire
+    predict(X), decision_function(X) (max_j (m_j - <Phi(x), 1_I_j>) / m_j, > 0 iff some
+    neuron fires; -inf without neurons), score(X, y) (accuracy)
+  more than two classes:
+    estimators_       one binary Memorizer per class (classes_ [0, 1] = [rest, that class];
+                      same W_ and b_), with the attributes above
+    predict(X): the class whose second layer fires; where none or several do, the class
+    with the largest decision_function.
+
+Trial parameters: PARAMS below.  `method` picks the implementation ("fast": numba on the CPU,
+or PyTorch when `device` is cuda/auto with a GPU; "torch": PyTorch on `device`; "oracle": the
+plain line-by-line version); all give the same neurons for the same seed.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+from memlab.algo import bits, fast, first_layer, oracle
+from memlab.datasets import DATASET_PARAMS, dataset_from_params
+from memlab.params import REQUIRED, Param, resolve, trial_seed
+
+ACTIVATIONS = ("thres", "relu")
+METHODS = ("fast", "torch", "oracle")
+DEVICES = ("cpu", "cuda", "auto")
+PREDICT_CHUNK_BYTES = 64 << 20
+
+PARAMS = {
+    **DATASET_PARAMS,
+    "dataset": REQUIRED,
+    "n_iter": Param(100, help="first-layer neurons"),
+    "max_bias": Param(0.0, help="first-layer biases are uniform in [-max_bias, max_bias]"),
+    "activation": Param("thres", choices=ACTIVATIONS, help="first-layer activation"),
+    "restart": Param(0, help="repetition number: only changes the seed"),
+    "seed": Param(None, help="explicit seed (default: a hash of the other parameters)"),
+    "method": Param("fast", choices=METHODS, help="implementation; all give the same network"),
+    "device": Param("cpu", choices=DEVICES, help="cpu, cuda, or auto (cuda when available)"),
+}
+# Parameters that choose how, not what: they do not enter the seed, so a grid over them
+# compares implementations on the same networks.
+NOT_SEEDED = ("method", "device")
+
+
+class Memorizer(ClassifierMixin, BaseEstimator):
+    """Algorithm 2: a random first layer, a greedy second layer, an OR (see the module docstring).
+
+    random_state: int, numpy Generator or None; it draws W, b and the candidates' order.
+    """
+
+    def __init__(self, n_iter: int = 100, max_bias: float = 0.0, activation: str = "thres",
+                 method: str = "fast", device: str = "cpu", random_state=None):
+        self.n_iter = n_iter
+        self.max_bias = max_bias
+        self.activation = activation
+        self.method = method
+        self.device = device
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y):
+        self._check_params()
+        X = first_layer.as_rows(X)
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)} labels")
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("Algorithm 2 needs points of at least two classes")
+        self.n_features_in_ = X.shape[1]
+        rng = np.random.default_rng(self.random_state)
+        self.W_, self.b_ = first_layer.draw(rng, self.n_iter, X.shape[1], self.max_bias)  # [Line 1]
+        targets = [1] if len(self.classes_) == 2 else list(range(len(self.classes_)))
+        walks = [rng.permutation(np.flatnonzero(y_idx == t)) for t in targets]            # [Line 5]
+        layers = self._second_layers(X, y_idx, targets, walks)
+        if len(self.classes_) == 2:
+            self._set_second_layer(*layers[0])
+        else:
+            self.estimators_ = [self._binary(*layer) for layer in layers]
+        return self
+
+    def _check_params(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if int(self.n_iter) != self.n_iter or self.n_iter < 1:
+            raise ValueError(f"n_iter must be a positive integer, got {self.n_iter!r}")
+        if not self.max_bias >= 0:
+            raise ValueError(f"max_bias must be >= 0, got {self.max_bias!r}")
+
+    def _torch_device(self) -> str | None:
+        """The torch device to fit on, or None for the numpy/numba paths."""
+        if self.method == "oracle":
+            return None
+        if self.device == "auto":
+            try:
+                import torch
+            except ImportError:
+                return "cpu" if self.method == "torch" else None
+            cuda = torch.cuda.is_available()
+            return "cuda" if cuda else ("cpu" if self.method == "torch" else None)
+        if self.method == "torch" or self.device == "cuda":
+            return self.device
+        return None
+
+    def _second_layers(self, X, y_idx, targets, walks) -> list:
+        """Per target class: (anchors, m, U_bits)."""
+        W, b, n_iter = self.W_, self.b_, int(self.n_iter)
+        device = self._torch_device()
+        if device is not None:
+            from memlab.algo import torch_path
+            return torch_path.fit(X, W, b, self.activation, y_idx, targets, walks, device)
+        if self.method == "oracle":
+            A = first_layer.dense_outputs(X, W, b, self.activation)              # [Line 2]
+            out = []
+            for t, walk in zip(targets, walks):
+                anchors, U, m = oracle.greedy(A, y_idx == t, walk)
+                U = bits.from_bool(np.array(U, bool).reshape(len(U), n_iter))
+                out.append((np.array(anchors, np.int64), np.array(m, np.float64), U))
+            return out
+        if self.activation == "thres":
+            packed = first_layer.threshold_bits(X, W, b)                          # [Line 2]
+            return fast.fit_threshold(packed, n_iter, y_idx, targets, walks)
+        return fast.fit_dense(first_layer.relu_outputs(X, W, b), y_idx, targets, walks)
+
+    def _set_second_layer(self, anchors, m, U_bits):
+        self.anchor_ = np.asarray(anchors, np.int64)
+        self.m_ = np.asarray(m, np.float64)
+        self.U_bits_ = np.ascontiguousarray(U_bits, np.uint64).reshape(len(self.m_), bits.n_words(int(self.n_iter)))
+
+    def _binary(self, anchors, m, U_bits) -> "Memorizer":
+        est = clone(self)
+        est.classes_ = np.array([0, 1])
+        est.n_features_in_ = self.n_features_in_
+        est.W_, est.b_ = self.W_, self.b_
+        est._set_second_layer(anchors, m, U_bits)
+        return est
+
+    # ------------------------------------------------------------------ second layer
+
+    @property
+    def U_(self) -> np.ndarray:
+        """(k, n_iter) bool: the units each second-layer neuron sums (its set I)."""
+        return bits.to_bool(self.U_bits_, int(self.n_iter))
+
+    @property
+    def n_neurons_(self) -> int:
+        """Second-layer width: one binary network's neurons, or the sum over classes."""
+        if hasattr(self, "estimators_"):
+            return sum(e.n_neurons_ for e in self.estimators_)
+        return len(self.m_)
+
+    def _features(self, X) -> np.ndarray:
+        """Phi(X): packed bits (thres) or quantized float64 (relu)."""
+        if self.activation == "thres":
+            return first_layer.threshold_bits(X, self.W_, self.b_)
+        return first_layer.relu_outputs(X, self.W_, self.b_)
+
+    def _sums(self, features) -> np.ndarray:
+        """(n, k) <Phi(x), 1_I_j>, exact."""
+        if self.activation == "thres":
+            return fast.neuron_sums(features, self.U_bits_)
+        return features @ self.U_.astype(np.float64).T
+
+    def _fires(self, features) -> np.ndarray:
+        """(n,) bool: some second-layer neuron fires [Line 13]."""
+        if len(self.m_) == 0:
+            return np.zeros(len(features), bool)
+        if self.activation == "thres":
+            return fast.any_fires(features, self.U_bits_, self.m_.astype(np.int64))
+        return (self._sums(features) < self.m_).any(axis=1)
+
+    def _margin(self, features) -> np.ndarray:
+        if len(self.m_) == 0:
+            return np.full(len(features), -np.inf)
+        return ((self.m_ - self._sums(features)) / self.m_).max(axis=1)
+
+    def _chunks(self, X):
+        X = first_layer.as_rows(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {self.n_features_in_}")
+        rows = max(256, PREDICT_CHUNK_BYTES // (8 * int(self.n_iter)))
+        for start in range(0, len(X), rows):
+            yield X[start:start + rows]
+
+    def neuron_outputs(self, X) -> np.ndarray:
+        """(n, k) bool: which second-layer neurons fire at each point (binary models)."""
+        parts = [self._sums(self._features(Xc)) < self.m_ for Xc in self._chunks(X)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.m_)), bool)
+
+    # ------------------------------------------------------------------ predict
+
+    def decision_function(self, X) -> np.ndarray:
+        """Binary: (n,) max_j (m_j - sum_j) / m_j; more classes: (n, n_classes) of those."""
+        parts = []
+        for Xc in self._chunks(X):
+            F = self._features(Xc)
+            if hasattr(self, "estimators_"):
+                parts.append(np.stack([e._margin(F) for e in self.estimators_], axis=1))
+            else:
+                parts.append(self._margin(F))
+        return np.concatenate(parts)
+
+    def predict(self, X) -> np.ndarray:
+        parts = []
+        for Xc in self._chunks(X):
+            F = self._features(Xc)
+            if not hasattr(self, "estimators_"):
+                parts.append(self._fires(F).astype(np.int64))
+                continue
+            fires = np.stack([e._fires(F) for e in self.estimators_], axis=1)
+            label = fires.argmax(axis=1)
+            unclear = np.flatnonzero(fires.sum(axis=1) != 1)
+            if len(unclear):
+                margins = np.stack([e._margin(F[unclear]) for e in self.estimators_], axis=1)
+                label[unclear] = margins.argmax(axis=1)
+            parts.append(label)
+        label = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return self.classes_[label]
+
+
+# ---------------------------------------------------------------------- trial
+
+def get_model(params: dict, random_state=None) -> Memorizer:
+    """The unfitted estimator for a trial's parameters."""
+    p = resolve(PARAMS, {"dataset": None, **params})
+    return Memorizer(n_iter=int(p["n_iter"]), max_bias=float(p["max_bias"]), activation=p["activation"],
+                     method=p["method"], device=p["device"], random_state=random_state)
+
+
+def seed_of(params: dict) -> int:
+    """The trial's seed: its parameters' hash (or explicit `seed`), ignoring method and device."""
+    return trial_seed({k: v for k, v in params.items() if k not in NOT_SEEDED})
+
+
+def trial(params: dict) -> dict:
+    """Fit Algorithm 2 to the dataset and score it on the same points (interpolation: 1.0)."""
+    p = resolve(PARAMS, params)
+    ds = dataset_from_params(p)
+    model = get_model(p, seed_of(params))
+    start = time.process_time()
+    model.fit(ds.X, ds.y)
+    fit_time = time.process_time() - start
+    start = time.process_time()
+    score = model.score(ds.X, ds.y)
+    score_time = time.process_time() - start
+    out = {"score": float(score), "fit_time": fit_time, "score_time": score_time,
+           "first_dim_in": int(ds.X.shape[1]), "first_dim_out": int(model.n_iter),
+           "second_dim_in": int(model.n_iter), "second_dim_out": int(model.n_neurons_)}
+    if hasattr(model, "estimators_"):
+        per_class = zip(model.classes_, model.estimators_)
+    else:
+        per_class = [(model.classes_[1], model)]
+    for c, est in per_class:
+        out[f"second_dim_in_{c}"] = int(model.n_iter)
+        out[f"second_dim_out_{c}"] = int(est.n_neurons_)
+    return out

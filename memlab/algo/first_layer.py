@@ -1,0 +1,124 @@
+"""The random first layer of Algorithm 2 and its outputs, computed the same way on every path.
+
+Two paths (the oracle, the numba fast path, the PyTorch path on a GPU) choose the same neurons
+only if they see the same first-layer outputs.  A float32 matrix product rounds differently
+from one library (or GPU) to the next, so a point within rounding of a hyperplane could be
+"active" on one path and not on another.  The outputs are therefore canonical:
+
+  threshold  bit = [w.x + b > 0] with the sign of the exact value: the float32 product decides
+             wherever it is farther from 0 than its worst-case rounding error, and the few
+             entries closer than that (about 0.1% on MNIST) are recomputed in float64.
+  relu       max(w.x + b, 0) computed in float64 and rounded to a multiple of QUANTUM = 2**-24.
+             Every second-layer sum of such values is exact in float64 in any order, so the
+             second layer's sums (and its minimum m) are the same on every path, and a
+             training point never flips sides of a threshold between fit and predict.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from memlab.algo import bits
+
+QUANTUM = 2.0 ** -24
+CHUNK_BYTES = 16 << 20          # work buffer per chunk of rows
+F32_EPS = 2.0 ** -24            # unit roundoff of float32
+
+
+def draw(rng: np.random.Generator, n_iter: int, n_features: int, max_bias: float):
+    """W: (n_iter, d) standard Gaussian, b: (n_iter,) uniform in [-max_bias, max_bias]; float32."""
+    W = rng.standard_normal((n_iter, n_features), dtype=np.float32)
+    b = rng.uniform(-max_bias, max_bias, n_iter).astype(np.float32)
+    return W, b
+
+
+def as_rows(X) -> np.ndarray:
+    """float32, C-contiguous, 2-D: no copy when X already is (the datasets are)."""
+    X = np.asarray(X, dtype=np.float32, order="C")
+    if X.ndim != 2:
+        raise ValueError(f"expected a 2-D array of points, got shape {X.shape}")
+    return X
+
+
+def _chunk_rows(n_iter: int, itemsize: int) -> int:
+    return max(16, CHUNK_BYTES // max(1, n_iter * itemsize))
+
+
+@njit(cache=True, nogil=True)
+def _pack_signs(pre, b, Xc, W, xnorm, wnorm, tol, out):
+    """out[i] packs [pre[i, j] + b[j] > 0], the near-zero entries decided in float64."""
+    rows, n_units = pre.shape
+    one = np.uint64(1)
+    for i in range(rows):
+        for w in range(out.shape[1]):
+            out[i, w] = 0
+        for j in range(n_units):
+            v = pre[i, j] + b[j]
+            if abs(v) <= tol * (xnorm[i] * wnorm[j] + abs(b[j])):
+                s = np.float64(b[j])
+                for k in range(Xc.shape[1]):
+                    s += np.float64(Xc[i, k]) * np.float64(W[j, k])
+                active = s > 0
+            else:
+                active = v > 0
+            if active:
+                out[i, j >> 6] |= one << np.uint64(j & 63)
+    return out
+
+
+def threshold_bits(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Thres(W x + b) for every row of X, packed: (n, n_words(n_iter)) uint64."""
+    X = as_rows(X)
+    n, d = X.shape
+    n_iter = W.shape[0]
+    out = np.empty((n, bits.n_words(n_iter)), np.uint64)
+    rows = _chunk_rows(n_iter, 4)
+    buf = np.empty((min(rows, n), n_iter), np.float32)
+    xnorm = np.linalg.norm(X, axis=1).astype(np.float64)
+    wnorm = np.linalg.norm(W, axis=1).astype(np.float64)
+    # |float32 dot - exact| <= (d + 2) u sum|x_k w_k| <= (d + 2) u (|x| |w| + |b|), any order;
+    # doubled for the norms' own rounding.
+    tol = 2.0 * (d + 2) * F32_EPS
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        pre = buf[: stop - start]
+        np.matmul(X[start:stop], W.T, out=pre)
+        _pack_signs(pre, b, X[start:stop], W, xnorm[start:stop], wnorm, tol, out[start:stop])
+    return out
+
+
+def relu_outputs(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ReLU(W x + b) for every row of X: (n, n_iter) float64, multiples of QUANTUM."""
+    X = as_rows(X)
+    n = X.shape[0]
+    n_iter = W.shape[0]
+    out = np.empty((n, n_iter), np.float64)
+    WT = W.astype(np.float64).T
+    b64 = b.astype(np.float64)
+    rows = _chunk_rows(n_iter, 8)
+    for start in range(0, n, rows):
+        block = out[start:min(n, start + rows)]
+        np.matmul(X[start:start + len(block)].astype(np.float64), WT, out=block)
+        block += b64
+        quantize_relu(block)
+    return out
+
+
+def quantize_relu(pre: np.ndarray) -> np.ndarray:
+    """In place: max(pre, 0) rounded to a multiple of QUANTUM (exact float64 operations)."""
+    np.maximum(pre, 0.0, out=pre)
+    pre *= 1.0 / QUANTUM
+    np.rint(pre, out=pre)
+    pre *= QUANTUM
+    return pre
+
+
+def dense_outputs(X, W, b, activation: str) -> np.ndarray:
+    """The first layer's outputs as a dense matrix, as the oracle reads them.
+
+    threshold: float32 0/1 (its sums are exact integers); relu: float64 (see QUANTUM).
+    """
+    if activation == "thres":
+        packed = threshold_bits(X, W, b)
+        return bits.unpack(packed, W.shape[0], np.empty((packed.shape[0], W.shape[0]), np.float32))
+    return relu_outputs(X, W, b)

@@ -1,0 +1,248 @@
+"""Algorithm 2: the fast path against the plain oracle, the estimator's contract, the trial.
+
+    python -m pytest -q tests/test_algorithm.py
+"""
+import numpy as np
+import pytest
+
+import algorithm
+from algorithm import Memorizer, get_model, trial
+from memlab.algo import bits, fast, first_layer, oracle
+from memlab.datasets import load_dataset
+
+
+def same_network(a: Memorizer, b: Memorizer):
+    """Same first layer and the same second-layer neurons (drawn point, I, m), class by class."""
+    np.testing.assert_array_equal(a.W_, b.W_)
+    np.testing.assert_array_equal(a.b_, b.b_)
+    pairs = zip(a.estimators_, b.estimators_) if hasattr(a, "estimators_") else [(a, b)]
+    for ea, eb in pairs:
+        np.testing.assert_array_equal(ea.anchor_, eb.anchor_)
+        np.testing.assert_array_equal(ea.U_bits_, eb.U_bits_)
+        np.testing.assert_array_equal(ea.m_, eb.m_)
+
+
+def fit_both(X, y, **kw):
+    return [Memorizer(method=m, **kw).fit(X, y) for m in ("oracle", "fast")]
+
+
+def random_data(seed, n=300, d=5, classes=2):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1).max()
+    return X, rng.integers(0, classes, n)
+
+
+# ------------------------------------------------------------------ fast == oracle
+
+@pytest.mark.parametrize("activation", ["thres", "relu"])
+@pytest.mark.parametrize("n_iter, max_bias", [(3, 0.0), (8, 0.3), (40, 0.5), (130, 1.0)])
+def test_fast_equals_oracle_random(activation, n_iter, max_bias):
+    X, y = random_data(n_iter)
+    a, b = fit_both(X, y, n_iter=n_iter, max_bias=max_bias, activation=activation, random_state=7)
+    same_network(a, b)
+    assert a.score(X, y) == b.score(X, y)
+
+
+@pytest.mark.parametrize("activation", ["thres", "relu"])
+@pytest.mark.parametrize("max_bias", [0.0, 0.5, 2.5])
+def test_fast_equals_oracle_moons(activation, max_bias):
+    ds = load_dataset("moons")
+    for seed in range(3):
+        a, b = fit_both(ds.X, ds.y, n_iter=200, max_bias=max_bias, activation=activation, random_state=seed)
+        same_network(a, b)
+
+
+@pytest.mark.parametrize("activation", ["thres", "relu"])
+def test_fast_equals_oracle_digits_multiclass(activation):
+    ds = load_dataset("digits")
+    a, b = fit_both(ds.X, ds.y, n_iter=60, max_bias=0.5, activation=activation, random_state=3)
+    assert len(a.estimators_) == 10
+    same_network(a, b)
+    np.testing.assert_array_equal(a.predict(ds.X), b.predict(ds.X))
+
+
+def test_fast_equals_oracle_multiclass_random():
+    X, y = random_data(1, n=400, d=3, classes=4)
+    for activation in ("thres", "relu"):
+        same_network(*fit_both(X, y, n_iter=25, max_bias=0.2, activation=activation, random_state=11))
+
+
+def test_kernel_equals_oracle_on_many_duplicate_patterns():
+    """Few units, many points: patterns repeat, so the dedup and rejected-pattern shortcuts run."""
+    rng = np.random.default_rng(5)
+    for trial_no in range(20):
+        n_iter = int(rng.integers(1, 12))
+        mask = rng.random((200, n_iter)) < rng.uniform(0.2, 0.8)
+        y = rng.integers(0, 2, 200)
+        walk = rng.permutation(np.flatnonzero(y == 1))
+        packed = bits.from_bool(mask)
+        [(anchors, m, U)] = fast.fit_threshold(packed, n_iter, y, [1], [walk])
+        o_anchors, o_U, o_m = oracle.greedy(mask.astype(np.float32), y == 1, walk)
+        np.testing.assert_array_equal(anchors, o_anchors)
+        np.testing.assert_array_equal(m, o_m)
+        np.testing.assert_array_equal(bits.to_bool(U, n_iter), np.array(o_U, bool).reshape(-1, n_iter))
+
+
+def test_dense_blocks_equal_oracle_when_blocks_waste():
+    """The first candidates cover much: blocks shrink, later ones grow; still the same neurons."""
+    rng = np.random.default_rng(2)
+    A = rng.random((500, 30)) * (rng.random((500, 30)) < 0.5)
+    A = first_layer.quantize_relu(A * 3)
+    y = (A[:, 0] > 0).astype(int)
+    walk = rng.permutation(np.flatnonzero(y == 1))
+    anchors, m = fast.greedy_dense(A, y == 1, walk)
+    o_anchors, _, o_m = oracle.greedy(A, y == 1, walk)
+    np.testing.assert_array_equal(anchors, o_anchors)
+    np.testing.assert_array_equal(m, o_m)
+
+
+def test_empty_second_layer():
+    """Every point of X+ also lies in X-: every m is 0, no neuron, everything predicted X-."""
+    X, _ = random_data(3, n=50)
+    X2 = np.concatenate([X, X])
+    y2 = np.repeat([0, 1], 50)
+    for activation in ("thres", "relu"):
+        a, b = fit_both(X2, y2, n_iter=30, max_bias=0.5, activation=activation, random_state=0)
+        same_network(a, b)
+        assert len(b.m_) == 0 and b.U_.shape == (0, 30)
+        assert (b.predict(X2) == 0).all() and b.score(X2, y2) == 0.5
+        assert b.neuron_outputs(X2).shape == (100, 0)
+        assert np.isneginf(b.decision_function(X2)).all()
+
+
+# ------------------------------------------------------------------ what a network means
+
+@pytest.mark.parametrize("activation", ["thres", "relu"])
+def test_neurons_are_what_algorithm_2_says(activation):
+    ds = load_dataset("moons")
+    net = Memorizer(n_iter=200, max_bias=0.5, activation=activation, random_state=4).fit(ds.X, ds.y)
+    A = first_layer.dense_outputs(ds.X, net.W_, net.b_, activation)
+    np.testing.assert_array_equal(net.U_, A[net.anchor_] == 0)          # [Line 6]
+    sums = A @ net.U_.T.astype(A.dtype)
+    np.testing.assert_array_equal(net.m_, sums[ds.y == 0].min(axis=0))   # [Line 7]
+    assert (net.m_ > 0).all()                                           # [Line 8]
+    fires = net.neuron_outputs(ds.X)
+    np.testing.assert_array_equal(fires, sums < net.m_)
+    assert fires[net.anchor_, np.arange(len(net.m_))].all()             # x is covered by its neuron
+    assert not fires[ds.y == 0].any()                                   # no neuron fires on X-
+    assert (ds.y[net.anchor_] == 1).all()
+    np.testing.assert_array_equal(net.predict(ds.X), fires.any(axis=1).astype(int))
+    np.testing.assert_array_equal(net.decision_function(ds.X) > 0, fires.any(axis=1))
+
+
+def test_threshold_bits_are_the_exact_sign():
+    """Canonical bits: the sign of the float64 pre-activation, even for points on a hyperplane."""
+    rng = np.random.default_rng(0)
+    W, b = first_layer.draw(rng, 70, 20, 0.3)
+    X = rng.standard_normal((500, 20)).astype(np.float32)
+    X[:10] = 0.0                                   # w.x = 0 exactly: the bias decides
+    pre = X.astype(np.float64) @ W.T.astype(np.float64) + b.astype(np.float64)
+    got = bits.to_bool(first_layer.threshold_bits(X, W, b), 70)
+    np.testing.assert_array_equal(got, pre > 0)
+
+
+def test_relu_outputs_are_quantized():
+    rng = np.random.default_rng(0)
+    W, b = first_layer.draw(rng, 50, 8, 1.0)
+    X = rng.standard_normal((100, 8)).astype(np.float32)
+    A = first_layer.relu_outputs(X, W, b)
+    exact = np.maximum(X.astype(np.float64) @ W.T.astype(np.float64) + b, 0)
+    assert np.abs(A - exact).max() <= first_layer.QUANTUM
+    assert (A / first_layer.QUANTUM == np.round(A / first_layer.QUANTUM)).all()
+
+
+def test_multiclass_predicts_by_firing_class():
+    ds = load_dataset("digits")
+    net = Memorizer(n_iter=400, max_bias=1.0, random_state=0).fit(ds.X, ds.y)
+    fires = np.stack([e.neuron_outputs(ds.X).any(axis=1) for e in net.estimators_], axis=1)
+    for c, e in zip(net.classes_, net.estimators_):
+        assert not fires[ds.y != c, c].any()      # a class's second layer never fires on the rest
+        np.testing.assert_array_equal(e.W_, net.W_)
+    alone = fires.sum(axis=1) == 1
+    np.testing.assert_array_equal(net.predict(ds.X)[alone], net.classes_[fires[alone].argmax(axis=1)])
+    margins = net.decision_function(ds.X)
+    assert margins.shape == (len(ds.X), 10)
+    np.testing.assert_array_equal(net.predict(ds.X), net.classes_[margins.argmax(axis=1)])
+
+
+def test_same_seed_same_network_other_seed_other_network():
+    X, y = random_data(0)
+    a = Memorizer(n_iter=50, max_bias=0.5, random_state=3).fit(X, y)
+    b = Memorizer(n_iter=50, max_bias=0.5, random_state=3).fit(X, y)
+    c = Memorizer(n_iter=50, max_bias=0.5, random_state=4).fit(X, y)
+    same_network(a, b)
+    assert not np.array_equal(a.W_, c.W_)
+
+
+def test_bad_parameters_are_errors():
+    X, y = random_data(0)
+    for kw in ({"activation": "tanh"}, {"method": "slow"}, {"device": "tpu"}, {"n_iter": 0}, {"max_bias": -1}):
+        with pytest.raises(ValueError):
+            Memorizer(**kw).fit(X, y)
+    with pytest.raises(ValueError, match="two classes"):
+        Memorizer().fit(X, np.zeros(len(X)))
+    net = Memorizer(n_iter=5).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        net.predict(X[:, :3])
+
+
+def test_string_labels():
+    X, y = random_data(0, classes=3)
+    labels = np.array(["cat", "dog", "emu"])[y]
+    net = Memorizer(n_iter=300, max_bias=0.5, random_state=0).fit(X, labels)
+    assert list(net.classes_) == ["cat", "dog", "emu"]
+    assert set(net.predict(X)) <= set(labels)
+
+
+# ------------------------------------------------------------------ trial
+
+def test_trial_returns_the_reference_columns():
+    out = trial({"dataset": "moons", "n_iter": 50, "max_bias": 0.5, "_index": 3, "_key": "k"})
+    assert set(out) == {"score", "fit_time", "score_time", "first_dim_in", "first_dim_out", "second_dim_in",
+                        "second_dim_out", "second_dim_in_1", "second_dim_out_1"}
+    assert out["first_dim_in"] == 2 and out["first_dim_out"] == out["second_dim_in"] == 50
+    assert out["second_dim_out"] == out["second_dim_out_1"] > 0
+    assert 0.5 <= out["score"] <= 1.0
+
+
+def test_trial_multiclass_counts_every_class():
+    out = trial({"dataset": "digits", "n_iter": 100, "max_bias": 0.5})
+    assert out["second_dim_out"] == sum(out[f"second_dim_out_{c}"] for c in range(10))
+    assert all(out[f"second_dim_in_{c}"] == 100 for c in range(10))
+
+
+def test_trial_seed_comes_from_parameters_not_implementation():
+    p = {"dataset": "moons", "n_iter": 40, "max_bias": 0.5}
+    assert trial(p)["second_dim_out"] == trial(dict(p, _index=9))["second_dim_out"]
+    assert algorithm.seed_of(p) == algorithm.seed_of(dict(p, method="oracle", device="cpu"))
+    assert algorithm.seed_of(p) != algorithm.seed_of(dict(p, restart=1))
+    assert algorithm.seed_of(dict(p, seed=5)) == 5
+    model = get_model(p, 0)
+    assert isinstance(model, Memorizer) and model.n_iter == 40 and not hasattr(model, "W_")
+
+
+def test_trial_split():
+    out = trial({"dataset": "digits", "split": "test", "n_iter": 30})
+    assert out["first_dim_in"] == 64
+
+
+# ------------------------------------------------------------------ the paper's moons figures
+
+def moons_stats(n_iter, max_bias, restarts):
+    runs = [trial({"dataset": "moons", "n_iter": n_iter, "max_bias": max_bias, "restart": r})
+            for r in range(restarts)]
+    return np.mean([r["score"] == 1.0 for r in runs]), np.mean([r["second_dim_out"] for r in runs])
+
+
+def test_moons_reproduces_the_paper():
+    """n_iter 200: interpolation probability ~0 at max_bias 0, ~0.98 at 0.5, ~0.5 at 2.5;
+    mean second-layer width ~5 at max_bias 0 and ~6 at 0.5 (30 restarts each, seeded)."""
+    p0, w0 = moons_stats(200, 0.0, 30)
+    p05, w05 = moons_stats(200, 0.5, 30)
+    p25, _ = moons_stats(200, 2.5, 30)
+    assert p0 <= 0.05
+    assert p05 >= 0.9
+    assert 0.25 <= p25 <= 0.75
+    assert 4.5 <= w0 <= 5.7
+    assert 5.5 <= w05 <= 7.0
