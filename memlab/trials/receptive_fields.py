@@ -63,6 +63,7 @@ PARAMS = {
 }
 
 QUANTILES = (0.1, 0.25, 0.75, 0.9)
+LOCALIZED = 4.0     # frac_localized counts units whose IPR exceeds 4x that of a random vector
 INV_SQRT2 = 1 / math.sqrt(2)
 
 
@@ -108,11 +109,17 @@ def ipr(W: np.ndarray) -> np.ndarray:
 
 
 def ipr_summary(W: np.ndarray, W0: np.ndarray) -> dict:
-    """Mean, median, max, quantiles of the final IPRs; mean IPR of the initial weights."""
+    """The final IPRs' mean, median, extremes and quantiles; the initial weights' mean IPR.
+
+    ipr_random = 3 / (D + 2) is the exact mean IPR of a Gaussian random vector; a unit counts
+    as localized when its IPR exceeds LOCALIZED times that (frac_localized).
+    """
     i = ipr(W)
+    random = 3 / (W.shape[1] + 2)
     out = {"ipr_mean": i.mean(), "ipr_median": np.median(i), "ipr_max": i.max(), "ipr_min": i.min(),
            **{f"ipr_q{round(100 * q):02d}": np.quantile(i, q) for q in QUANTILES},
-           "ipr_init_mean": ipr(W0).mean(), "ipr_random": 3 / (W.shape[1] + 2)}
+           "ipr_init_mean": ipr(W0).mean(), "ipr_random": random,
+           "frac_localized": np.mean(i > LOCALIZED * random)}
     return {k: float(v) for k, v in out.items()}
 
 
@@ -263,7 +270,11 @@ def jax_device(name: str):
     import jax
     if name == "auto":
         return jax.devices()[0]
-    return jax.devices("gpu" if name == "cuda" else "cpu")[0]
+    try:
+        return jax.devices("gpu" if name == "cuda" else "cpu")[0]
+    except RuntimeError as e:
+        raise ValueError(f"receptive_fields: jax sees no '{name}' device ({e}); "
+                         f"install jax with CUDA support or use device 'cpu' or 'auto'") from None
 
 
 def train_jax(p: dict, seed: int) -> dict:
