@@ -2,6 +2,7 @@
 output, and the paper's qualitative result (NLGP localizes, GP does not)."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,6 @@ import torch
 
 from memlab import config
 from memlab.datasets import gp
-from memlab.paths import root
 from memlab.trials import receptive_fields as rf
 
 SMALL = {"D": 40, "K": 6, "steps": 50, "batch_size": 16, "n_test": 200, "lr": 50.0}
@@ -45,10 +45,11 @@ def test_hand_written_gradients_match_autograd():
 
 
 def test_jax_gradients_match_torch():
-    jax, jnp, _, loss, _, _ = rf.jax_impl()
+    J = rf.jax_impl()
     W, b, x, y = _batch(seed=1)
     gW, gb = rf.torch_grads(W, b, x, y)
-    jW, jb = jax.grad(loss, argnums=(0, 1))(*(jnp.asarray(t.numpy(), dtype=jnp.float32) for t in (W, b, x, y)))
+    jnp = J.jnp
+    jW, jb = J.jax.grad(J.loss, argnums=(0, 1))(*(jnp.asarray(t.numpy(), dtype=jnp.float32) for t in (W, b, x, y)))
     assert np.allclose(np.asarray(jW), gW.numpy(), atol=1e-5)
     assert np.allclose(np.asarray(jb), gb.numpy(), atol=1e-5)
 
@@ -75,8 +76,8 @@ def test_torch_and_jax_samplers_have_the_right_statistics(gain):
     x, y = rf.torch_sample(torch.Generator().manual_seed(0), 6001, 30,
                            torch.tensor(filt, dtype=torch.float32), g, Z)
     _check_fields(x, y, 30, gain)
-    jax, jnp, sample, *_ = rf.jax_impl()
-    x, y = sample(jax.random.PRNGKey(0), 6001, 30, jnp.asarray(filt, dtype=jnp.float32), g, Z)
+    J = rf.jax_impl()
+    x, y = J.sample(J.jax.random.PRNGKey(0), 6001, 30, J.jnp.asarray(filt, dtype=J.jnp.float32), g, Z)
     _check_fields(x, y, 30, gain)
 
 
@@ -124,9 +125,7 @@ def test_bad_parameters_are_rejected():
 
 @pytest.mark.parametrize("name", ["receptive_fields", "receptive_fields_dynamics"])
 def test_experiment_files_declare_valid_parameters(name):
-    path = root() / "experiments" / f"{name}.json"
-    if not path.exists():   # run from the repository root
-        path = __import__("pathlib").Path(__file__).parents[1] / "experiments" / f"{name}.json"
+    path = Path(__file__).parents[1] / "experiments" / f"{name}.json"
     raw = json.loads(path.read_text())
     assert raw["trial"] == "receptive_fields"
     grid = config.expand_grid(raw["param_grid"], path)

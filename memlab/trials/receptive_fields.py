@@ -36,6 +36,7 @@ import contextlib
 import functools
 import math
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -282,7 +283,8 @@ def jax_impl():
         out = forward(W, b, x)
         return jnp.mean(jnp.sign(out) == y), 0.5 * jnp.mean((out - y) ** 2)
 
-    return jax, jnp, sample, loss, run_steps, accuracy_loss
+    return SimpleNamespace(jax=jax, jnp=jnp, sample=sample, loss=loss, run_steps=run_steps,
+                           accuracy_loss=accuracy_loss)
 
 
 def jax_device(name: str):
@@ -297,12 +299,13 @@ def jax_device(name: str):
 
 
 def train_jax(p: dict, seed: int) -> dict:
-    jax, jnp, sample, _, run_steps, accuracy_loss = jax_impl()
-    with jax.default_device(jax_device(p["device"])):
-        return _train_jax(p, seed, jax, jnp, sample, run_steps, accuracy_loss)
+    with jax_impl().jax.default_device(jax_device(p["device"])):
+        return _train_jax(p, seed)
 
 
-def _train_jax(p, seed, jax, jnp, sample, run_steps, accuracy_loss) -> dict:
+def _train_jax(p: dict, seed: int) -> dict:
+    J = jax_impl()
+    jax, jnp, sample, accuracy_loss = J.jax, J.jnp, J.sample, J.accuracy_loss
     D, K, B = int(p["D"]), int(p["K"]), int(p["batch_size"])
     filt = jnp.asarray(class_filters(p), dtype=jnp.float32)
     gain, Z = saturation(p["gain"])
@@ -319,8 +322,8 @@ def _train_jax(p, seed, jax, jnp, sample, run_steps, accuracy_loss) -> dict:
         X_train, y_train = sample(k_train, int(p["n_train"]), D, filt, gain, Z)
 
     def advance(W, b, key, n):
-        return run_steps(W, b, key, filt, gain, Z, float(p["lr"]), X_train, y_train, n_steps=n,
-                         batch_size=B, online=bool(p["online"]), train_bias=bool(p["train_bias"]))
+        return J.run_steps(W, b, key, filt, gain, Z, float(p["lr"]), X_train, y_train, n_steps=n,
+                           batch_size=B, online=bool(p["online"]), train_bias=bool(p["train_bias"]))
 
     steps, every = int(p["steps"]), int(p["record_every"])
     history = []
