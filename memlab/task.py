@@ -98,7 +98,7 @@ def assign_gpus(n: int, complex_name: str = "gpu") -> str | None:
         ids = claim_gpus(n, node_gpus())
     if not ids:
         print(f"memlab: {n} GPU(s) granted but none found on {socket.gethostname()} "
-              "(set MEMLAB_GPU_IDS=0,1,... with -v); CUDA_VISIBLE_DEVICES left unset", flush=True)
+              "(set MEMLAB_GPU_IDS, e.g. `-- -v MEMLAB_GPU_IDS=0:1`); CUDA_VISIBLE_DEVICES left unset", flush=True)
         return None
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
     return os.environ["CUDA_VISIBLE_DEVICES"]

@@ -397,15 +397,17 @@ def wait(jobs: list[Submission], store: Store, report, progress: bool = True) ->
                 sub.sched.cancel(sub.job_id)
                 print(f"cancelled {sub}", file=sys.stderr)
         raise
-    problems = [line for sub in jobs for line in task_problems(sub, store)]
+    stuck_ids = {sub.job_id for sub, _ in stuck_jobs}
+    problems = [line for sub in jobs if sub.job_id not in stuck_ids for line in task_problems(sub, store)]
+    died = sum(not line.startswith(" ") for line in problems)
     for sub, stuck in stuck_jobs:
         problems.append(f"{sub}: tasks stuck in the queue, not waiting for them: "
                         + "; ".join(f"task {t}: {why}" for t, why in sorted(stuck.items())))
         problems.append(f"  {sub.sched.STUCK_FIX.format(job=sub.job_id)}")
     if problems:
         print("\n".join(problems), flush=True)
-        missing = len(expected - recorded_keys(store))
-        raise Incomplete(f"{missing} trials have no result (see the tasks above)")
+        raise Incomplete(", ".join(([f"{died} array task(s) died"] if died else [])
+                                   + ([f"{len(stuck_jobs)} job(s) stuck in the queue"] if stuck_jobs else [])))
 
 
 def _finish_job(sub: Submission, store: Store, expected: set, drain) -> None:

@@ -67,10 +67,12 @@ def tasks(job: str) -> dict[int, str] | None:
     """Task id -> state ('qw', 'r', 'Eqw', ...) of the job's tasks still in the queue; {} when it
     has left, None when qstat did not answer."""
     out = cluster.sh(["qstat", "-g", "d"])   # -g d: one line per array task, pending ones too
-    if out.returncode != 0:
-        return None
+    return parse_qstat(out.stdout, job) if out.returncode == 0 else None
+
+
+def parse_qstat(text: str, job: str) -> dict[int, str]:
     found = {}
-    for line in out.stdout.splitlines():
+    for line in text.splitlines():
         f = line.split()
         if len(f) >= 5 and f[0] == job:
             task = f[-1]

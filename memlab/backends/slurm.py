@@ -65,8 +65,12 @@ def tasks(job: str) -> dict[int, str] | None:
     if out.returncode != 0:
         # an id the controller has already forgotten (older than MinJobAge) is an error here
         return {} if "Invalid job id" in out.stderr else None
+    return parse_squeue(out.stdout, job)
+
+
+def parse_squeue(text: str, job: str) -> dict[int, str]:
     found = {}
-    for line in out.stdout.splitlines():
+    for line in text.splitlines():
         parts = line.strip().split("|")
         if len(parts) == 3 and parts[0].startswith(f"{job}_"):
             task = parts[0].split("_", 1)[1]
