@@ -58,7 +58,7 @@ def run_share(manifest: dict, task: int, tag: str) -> int:
     trials = share(manifest, task)
     job = Job(manifest["name"], manifest["trial"], manifest["results_dir"], tag, manifest["cwd"])
     records = Path(manifest["results_dir"]) / manifest["name"] / "records"
-    done = already_recorded(records, tag)
+    done = already_recorded(records, tag, manifest.get("created_ts", 0))
     print(f"memlab: {tag} on {socket.gethostname()}: {len(trials)} trials"
           + (f", {len(done)} recorded by an earlier attempt" if done else "")
           + f"; CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}", flush=True)
@@ -73,16 +73,21 @@ def run_share(manifest: dict, task: int, tag: str) -> int:
     return 0
 
 
-def already_recorded(records: Path, tag: str) -> set:
-    """Keys this task recorded in an earlier attempt (the scheduler requeued it)."""
+def already_recorded(records: Path, tag: str, since: float) -> set:
+    """Keys this task recorded in an earlier attempt (the scheduler requeued it).
+
+    Records older than the manifest are another job's that had the same id (job ids restart
+    when a cluster is reinstalled).
+    """
     keys = set()
     for path in records.glob(f"{tag}-*.jsonl"):
         for line in path.read_text(errors="replace").splitlines(keepends=True):
-            if line.endswith("\n"):
-                try:
-                    keys.add(json.loads(line)["key"])
-                except (ValueError, KeyError):
-                    pass
+            try:
+                rec = json.loads(line)
+                if line.endswith("\n") and rec.get("started", 0) >= since:
+                    keys.add(rec["key"])
+            except (ValueError, KeyError, AttributeError):
+                pass
     return keys
 
 

@@ -266,3 +266,11 @@ def test_assign_gpus_keeps_what_the_site_set(monkeypatch, release_gpu_locks):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     monkeypatch.delenv("SGE_HGR_gpu")
     assert task_mod.assign_gpus(0) is None and "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
+def test_requeue_skip_ignores_records_of_an_older_job_with_the_same_id(tmp_path):
+    (tmp_path / "sge-5-2-host-1-a.jsonl").write_text(
+        json.dumps({"key": "old", "started": 100.0}) + "\n" + json.dumps({"key": "new", "started": 300.0}) + "\n"
+        + '{"key": "torn", "started": 400')
+    assert task_mod.already_recorded(tmp_path, "sge-5-2", since=200.0) == {"new"}
+    assert task_mod.already_recorded(tmp_path, "sge-5-20", since=0) == set()

@@ -51,6 +51,7 @@ COMMAND_TIMEOUT_S = 60    # bound on every scheduler command
 
 class SchedulerError(UserError):
     """A scheduler command failed or is missing."""
+    missing = False
 
 
 def scheduler(name: str):
@@ -62,9 +63,11 @@ def sh(cmd: list[str], timeout: float = COMMAND_TIMEOUT_S) -> subprocess.Complet
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
-        raise SchedulerError(f"'{cmd[0]}' not found: is this a submit host of the cluster?",
+        err = SchedulerError(f"'{cmd[0]}' not found: is this a submit host of the cluster?",
                              fix="run on a login node, or start a local cluster: "
-                                 "sudo bash scripts/cluster/setup_sge.sh (or setup_slurm.sh)") from None
+                                 "sudo bash scripts/cluster/setup_sge.sh (or setup_slurm.sh)")
+        err.missing = True
+        raise err from None
     except subprocess.TimeoutExpired:
         raise SchedulerError(f"'{shlex.join(cmd)}' did not answer within {timeout:.0f} s") from None
 
@@ -151,6 +154,7 @@ def write_manifest(store: Store, exp, backend: str, shares: list[list[Trial]], r
     path = store.dir / "manifests" / f"{stamp}.json"
     manifest = {
         "version": 1, "name": exp.name, "backend": backend, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "created_ts": time.time(),
         "experiment": str(Path(exp.path).resolve()), "trial": exp.trial_name,
         "cwd": os.getcwd(), "results_dir": str(store.base.resolve()), "python": sys.executable,
         "env": {k: os.environ[k] for k in ("MEMLAB_ROOT", "MEMLAB_FSYNC") if k in os.environ},
@@ -326,7 +330,7 @@ def run(sched, exp, pending: list[Trial], store: Store, opts, report) -> None:
     Jobs submitted earlier with --no-wait that are still in the queue are waited for too, so
     running the same command again picks their results up.
     """
-    jobs = [s for s in submissions(store) if not s.ended and s.backend in SCHEDULERS]
+    jobs = [s for s in submissions(store) if not s.ended and s.backend == sched.NAME]
     if pending:
         jobs.append(submit(sched, exp, pending, store, opts))
     if not opts.wait:
@@ -360,7 +364,9 @@ def wait(jobs: list[Submission], store: Store, report, progress: bool = True) ->
             for sub in list(active):
                 try:
                     tasks = sub.sched.tasks(sub.job_id)
-                except SchedulerError:
+                except SchedulerError as e:
+                    if e.missing:
+                        raise Incomplete(str(e)) from None
                     tasks = None
                 if tasks is None:
                     if time.monotonic() - last_answer[sub.job_id] > UNREACHABLE_S:
@@ -398,8 +404,11 @@ def wait(jobs: list[Submission], store: Store, report, progress: bool = True) ->
                 print(f"cancelled {sub}", file=sys.stderr)
         raise
     stuck_ids = {sub.job_id for sub, _ in stuck_jobs}
-    problems = [line for sub in jobs if sub.job_id not in stuck_ids for line in task_problems(sub, store)]
-    died = sum(not line.startswith(" ") for line in problems)
+    died, problems = 0, []
+    for sub in jobs:
+        if sub.job_id not in stuck_ids:
+            n, lines = task_problems(sub, store)
+            died, problems = died + n, problems + lines
     for sub, stuck in stuck_jobs:
         problems.append(f"{sub}: tasks stuck in the queue, not waiting for them: "
                         + "; ".join(f"task {t}: {why}" for t, why in sorted(stuck.items())))
@@ -423,20 +432,29 @@ def _finish_job(sub: Submission, store: Store, expected: set, drain) -> None:
     sub.save()
 
 
-def task_problems(sub: Submission, store: Store, running=()) -> list[str]:
-    """Two lines per task of an ended job whose trials have no record (and are not `running`): it died."""
+def task_problems(sub: Submission, store: Store, running=(), show: int = 20) -> tuple[int, list[str]]:
+    """Two lines per task of an ended job whose trials have no record (and are not `running`): it died.
+
+    Returns the number of dead tasks and the lines; only the first `show` tasks are looked into
+    (the scheduler's accounting can be slow to ask).
+    """
     done = recorded_keys(store)
-    lines = []
+    lines, dead = [], 0
     for task, trials in sub.shares().items():
         missing = [t for t in trials if t.key not in done and t.key not in running]
         if not missing:
+            continue
+        dead += 1
+        if dead > show:
             continue
         log = sub.log(store.dir / "logs", task)
         lines.append(f"{sub} task {task} died ({exit_reason(sub, task, log)}) without finishing "
                      f"{len(missing)} of its {len(trials)} trials: _index "
                      + ", ".join(str(t.index) for t in missing[:20]) + (" ..." if len(missing) > 20 else ""))
         lines.append(f"  log: {log}")
-    return lines
+    if dead > show:
+        lines.append(f"{sub}: ... and {dead - show} more tasks died (logs in {store.dir / 'logs'})")
+    return dead, lines
 
 
 def exit_reason(sub: Submission, task: int, log: Path) -> str:
@@ -467,7 +485,7 @@ def collect_report(store: Store, flying: dict[str, Submission]) -> None:
     lines = []
     for sub in submissions(store):
         if sub.ended:
-            lines += task_problems(sub, store, running=flying)
+            lines += task_problems(sub, store, running=flying)[1]
     if lines:
         print("\n".join(lines))
         print("run the same command again to rerun their missing trials")
