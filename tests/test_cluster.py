@@ -221,3 +221,37 @@ def test_stuck_job_is_reported_not_waited_for(backend, study):
     subprocess.run([cancel, sub["job_id"]], capture_output=True, timeout=30)
     assert out.returncode == 1 and time.perf_counter() - t0 < 60
     assert "stuck in the queue" in out.stdout and f"{cancel} {sub['job_id']}" in out.stdout
+
+
+def test_array_limit_is_read_from_the_scheduler(backend):
+    from memlab.backends import cluster
+    assert cluster.scheduler(backend).array_limit() == {"sge": 75000, "slurm": 1000}[backend]
+
+
+@pytest.fixture
+def sge_array_limit_3(backend, tmp_path_factory):
+    """SGE's max_aj_tasks lowered to 3 for one test (setup_sge.sh restores 75000 too)."""
+    if backend != "sge":
+        pytest.skip("SLURM's MaxArraySize needs slurm.conf and a restart: covered by the unit tests")
+
+    def set_limit(n):
+        conf = subprocess.run(["qconf", "-sconf", "global"], capture_output=True, text=True, timeout=30).stdout
+        conf = "".join(f"max_aj_tasks {n}\n" if line.startswith("max_aj_tasks ") else line
+                       for line in conf.splitlines(keepends=True))
+        path = tmp_path_factory.mktemp("sgeconf") / "global"     # qconf -Mconf takes the name from the file
+        path.write_text(conf)
+        out = subprocess.run(["qconf", "-Mconf", str(path)], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+    set_limit(3)
+    yield
+    set_limit(75000)
+
+
+def test_one_task_per_trial_is_chunked_beyond_the_array_limit(backend, sge_array_limit_3, study):
+    study.experiment("toy", {"x": [1, 2, 3, 4, 5, 6, 7]})
+    out = study.run("--name", "toy", "--backend", backend, "--tasks", -1)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "using 3 array tasks (the array limit is 3)" in out.stdout
+    (sub,) = study.submissions("toy")
+    shares = json.loads(Path(sub["manifest"]).read_text())["tasks"]
+    assert sorted(map(len, shares)) == [2, 2, 3] and len(study.csv("toy")) == 7
