@@ -19,6 +19,7 @@ command(...), parse_job_id(out), tasks(job), stuck(job, tasks), cancel(job), acc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import os
@@ -30,7 +31,6 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from memlab import io
@@ -174,7 +174,7 @@ def share(manifest: dict, task: int) -> list[Trial]:
     return [Trial(t["index"], t["key"], t["params"]) for t in manifest["tasks"][task - 1]]
 
 
-@dataclass
+@dataclasses.dataclass
 class Submission:
     """One submitted array job: results/NAME/manifests/STAMP.job.json beside its manifest."""
     backend: str
@@ -182,7 +182,7 @@ class Submission:
     manifest: str
     n_tasks: int
     submitted: str
-    command: list = field(default_factory=list)
+    command: list = dataclasses.field(default_factory=list)
     ended: str | None = None
 
     @property
@@ -198,11 +198,14 @@ class Submission:
         return scheduler(self.backend)
 
     def save(self) -> None:
-        io.write_text(self.path, json.dumps(self.__dict__, indent=1) + "\n")
+        io.write_text(self.path, json.dumps(dataclasses.asdict(self), indent=1) + "\n")
 
     def shares(self) -> dict[int, list[Trial]]:
-        m = load_manifest(self.manifest)
-        return {i: share(m, i) for i in range(1, len(m["tasks"]) + 1)}
+        """Task id -> its trials, from the manifest (read once)."""
+        if "_shares" not in self.__dict__:
+            m = load_manifest(self.manifest)
+            self.__dict__["_shares"] = {i: share(m, i) for i in range(1, len(m["tasks"]) + 1)}
+        return self.__dict__["_shares"]
 
     def log(self, logs_dir: Path, task: int) -> Path:
         return logs_dir / self.sched.LOG.format(job=self.job_id, task=task)
@@ -355,40 +358,28 @@ def wait(jobs: list[Submission], store: Store, report, progress: bool = True) ->
                 report(summary(rec))
 
     active, stuck_jobs, t0 = list(jobs), [], time.monotonic()
-    last_answer = {s.job_id: time.monotonic() for s in jobs}
-    last_line, shown = "", 0.0
+    last_answer = {s.job_id: t0 for s in jobs}
+    shown = ["", 0.0]          # the last status line printed, and when
     try:
         while active:
             drain()
             counts = {}
             for sub in list(active):
-                try:
-                    tasks = sub.sched.tasks(sub.job_id)
-                except SchedulerError as e:
-                    if e.missing:
-                        raise Incomplete(str(e)) from None
-                    tasks = None
+                tasks = _ask(sub, last_answer)
                 if tasks is None:
-                    if time.monotonic() - last_answer[sub.job_id] > UNREACHABLE_S:
-                        raise Incomplete(f"{sub.backend} has not answered about job {sub.job_id} for "
-                                         f"{UNREACHABLE_S:.0f} s; it may still be running: "
-                                         f"collect its results later with --collect")
                     continue
-                last_answer[sub.job_id] = time.monotonic()
                 if not tasks:
                     active.remove(sub)
-                    _finish_job(sub, store, expected, drain)
+                    _finish_job(sub, expected, reported, drain)
                     continue
                 stuck = sub.sched.stuck(sub.job_id, tasks)
-                if stuck and len(stuck) == len(tasks):
+                if stuck and len(stuck) == len(tasks):     # nothing left that could still run
                     active.remove(sub)
                     stuck_jobs.append((sub, stuck))
                 for state in tasks.values():
                     counts[state] = counts.get(state, 0) + 1
-            line = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            if not progress and line and line != last_line and time.monotonic() - shown > 10:
-                print(f"tasks: {line}; {len(reported)}/{len(expected)} trials recorded", flush=True)
-                last_line, shown = line, time.monotonic()
+            if not progress:
+                _status_line(counts, len(reported), len(expected), shown)
             if active:
                 time.sleep(min(POLL_MAX_S, POLL_MIN_S + (time.monotonic() - t0) / 60))
         drain()
@@ -403,11 +394,55 @@ def wait(jobs: list[Submission], store: Store, report, progress: bool = True) ->
                 sub.sched.cancel(sub.job_id)
                 print(f"cancelled {sub}", file=sys.stderr)
         raise
+    if expected - reported or stuck_jobs:
+        _report_end(jobs, stuck_jobs, store)
+
+
+def _ask(sub: Submission, last_answer: dict) -> dict | None:
+    """The job's tasks in the queue, or None while the scheduler does not answer (for a while)."""
+    try:
+        tasks = sub.sched.tasks(sub.job_id)
+    except SchedulerError as e:
+        if e.missing:
+            raise Incomplete(str(e)) from None
+        tasks = None
+    if tasks is None:
+        if time.monotonic() - last_answer[sub.job_id] > UNREACHABLE_S:
+            raise Incomplete(f"{sub.backend} has not answered about job {sub.job_id} for {UNREACHABLE_S:.0f} s; "
+                             "it may still be running: collect its results later with --collect")
+        return None
+    last_answer[sub.job_id] = time.monotonic()
+    return tasks
+
+
+def _status_line(counts: dict, n_reported: int, n_expected: int, shown: list) -> None:
+    """Without a progress bar (a log file): the tasks' states when they change, at most every 10 s."""
+    line = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    if line and line != shown[0] and time.monotonic() - shown[1] > 10:
+        print(f"tasks: {line}; {n_reported}/{n_expected} trials recorded", flush=True)
+        shown[:] = [line, time.monotonic()]
+
+
+def _finish_job(sub: Submission, expected: set, reported: set, drain) -> None:
+    """The job left the queue: give late records (a shared file system) a moment, mark it ended."""
+    mine = {t.key for s in sub.shares().values() for t in s} & expected
+    deadline = time.monotonic() + GRACE_S
+    drain()
+    while mine - reported and time.monotonic() < deadline:
+        time.sleep(0.5)
+        drain()
+    sub.ended = time.strftime("%Y-%m-%d %H:%M:%S")
+    sub.save()
+
+
+def _report_end(jobs: list[Submission], stuck_jobs: list, store: Store) -> None:
+    """Print the dead tasks and the stuck jobs; raise Incomplete saying how many."""
+    done = recorded_keys(store)
     stuck_ids = {sub.job_id for sub, _ in stuck_jobs}
     died, problems = 0, []
     for sub in jobs:
         if sub.job_id not in stuck_ids:
-            n, lines = task_problems(sub, store)
+            n, lines = task_problems(sub, store, done)
             died, problems = died + n, problems + lines
     for sub, stuck in stuck_jobs:
         problems.append(f"{sub}: tasks stuck in the queue, not waiting for them: "
@@ -419,26 +454,12 @@ def wait(jobs: list[Submission], store: Store, report, progress: bool = True) ->
                                    + ([f"{len(stuck_jobs)} job(s) stuck in the queue"] if stuck_jobs else [])))
 
 
-def _finish_job(sub: Submission, store: Store, expected: set, drain) -> None:
-    """The job left the queue: give late records (a shared file system) a moment, mark it ended."""
-    deadline = time.monotonic() + GRACE_S
-    while True:
-        drain()
-        mine = {t.key for s in sub.shares().values() for t in s} & expected
-        if not mine - recorded_keys(store) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    sub.ended = time.strftime("%Y-%m-%d %H:%M:%S")
-    sub.save()
-
-
-def task_problems(sub: Submission, store: Store, running=(), show: int = 20) -> tuple[int, list[str]]:
-    """Two lines per task of an ended job whose trials have no record (and are not `running`): it died.
+def task_problems(sub: Submission, store: Store, done: set, running=(), show: int = 20) -> tuple[int, list[str]]:
+    """Two lines per task of an ended job with trials neither `done` nor `running`: it died.
 
     Returns the number of dead tasks and the lines; only the first `show` tasks are looked into
     (the scheduler's accounting can be slow to ask).
     """
-    done = recorded_keys(store)
     lines, dead = [], 0
     for task, trials in sub.shares().items():
         missing = [t for t in trials if t.key not in done and t.key not in running]
@@ -482,10 +503,10 @@ def collect_report(store: Store, flying: dict[str, Submission]) -> None:
     if flying:
         print(f"{len(flying)} trials still queued or running ({describe(flying)}): "
               f"--collect again later, or run the same command to wait for them")
-    lines = []
+    lines, done = [], recorded_keys(store)
     for sub in submissions(store):
         if sub.ended:
-            lines += task_problems(sub, store, running=flying)[1]
+            lines += task_problems(sub, store, done, running=flying)[1]
     if lines:
         print("\n".join(lines))
         print("run the same command again to rerun their missing trials")
