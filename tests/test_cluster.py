@@ -255,3 +255,24 @@ def test_one_task_per_trial_is_chunked_beyond_the_array_limit(backend, sge_array
     (sub,) = study.submissions("toy")
     shares = json.loads(Path(sub["manifest"]).read_text())["tasks"]
     assert sorted(map(len, shares)) == [2, 2, 3] and len(study.csv("toy")) == 7
+
+
+def test_algorithm_trial_gives_the_same_csv_as_joblib(backend, study, tmp_path):
+    """The real constructive-algorithm trial on moons: same networks, same table, any backend."""
+    if backend != "sge":
+        pytest.skip("one scheduler is enough for the real trial: the toy tests cover both")
+    if not (REPO / "algorithm.py").exists():
+        pytest.skip("algorithm.py is not in this tree")
+    grid = {"dataset": ["moons"], "n_iter": [20, 60], "max_bias": [0.0, 0.5], "restart": [0, 1, 2]}
+    results = {}
+    for where, backend_args in (("cluster", ["--backend", backend, "--tasks", 3]), ("local", ["--tasks", 1])):
+        s = study if where == "cluster" else Study(tmp_path / "local")
+        (s.path / "experiments" / "moons_small.json").write_text(json.dumps({"trial": "algorithm", "param_grid": grid}))
+        out = subprocess.run([sys.executable, str(REPO / "data.py"), "--name", "moons"], cwd=s.path,
+                             capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert out.returncode == 0, out.stdout + out.stderr
+        out = s.run("--name", "moons_small", *backend_args, timeout=300)
+        assert out.returncode == 0, out.stdout + out.stderr
+        results[where] = s.csv("moons_small")
+    assert len(results["cluster"]) == 12 and "second_dim_out" in results["cluster"]
+    pd.testing.assert_frame_equal(results["cluster"], results["local"])
