@@ -276,3 +276,10 @@ def test_algorithm_trial_gives_the_same_csv_as_joblib(backend, study, tmp_path):
         results[where] = s.csv("moons_small")
     assert len(results["cluster"]) == 12 and "second_dim_out" in results["cluster"]
     pd.testing.assert_frame_equal(results["cluster"], results["local"])
+
+
+def test_impossible_request_is_refused_at_once(backend, study):
+    study.experiment("toy", {"x": [1, 2]})
+    out = study.run("--name", "toy", "--backend", backend, "--gpus", 5, timeout=60)   # the node has 2
+    assert out.returncode == 2 and "refused the job" in out.stderr and "gpu" in out.stderr
+    assert not list((study.path / "results" / "toy" / "manifests").glob("*"))
