@@ -42,10 +42,11 @@ class Plan:
         return [t for t in self.trials if t.key in self.state.failed]
 
 
-def plan(exp, store: Store, retry_failed: bool = False) -> Plan:
+def plan(exp, store: Store, retry_failed: bool = False, exclude=()) -> Plan:
+    """`exclude`: keys not to run now (trials a queued or running cluster job will run)."""
     trials = list(exp.trials())
     state = store.state()
-    skip = state.ok.keys() | (set() if retry_failed else state.failed.keys())
+    skip = state.ok.keys() | (set() if retry_failed else state.failed.keys()) | set(exclude)
     return Plan(trials, state, [t for t in trials if t.key not in skip])
 
 
@@ -115,19 +116,25 @@ def run(exp, opts: RunOptions) -> int:
     datasets.require(exp.datasets())
     store = Store(exp.name)
     with RunLock(store):
-        p = plan(exp, store, opts.retry_failed)
+        flying = backends.in_flight(store)     # submitted with --no-wait and still in the queue
+        p = plan(exp, store, opts.retry_failed, exclude=flying)
         skipped_failed = 0 if opts.retry_failed else len(p.failed)
         print(f"{exp.name}: {len(p.trials)} trials, {p.done} done, {len(p.pending)} to run"
               + (f", {skipped_failed} failed before (rerun them with --retry-failed)" if skipped_failed else "")
+              + (f", {len(flying)} queued or running ({backends.describe(flying)})" if flying else "")
               + f" [backend {opts.backend}, tasks {opts.tasks}]", flush=True)
-        rep = Reporter(len(p.trials), len(p.trials) - len(p.pending) - skipped_failed, opts.fail_fast, opts.progress)
+        n_flying = sum(t.key in flying for t in p.trials)
+        rep = Reporter(len(p.trials), len(p.trials) - len(p.pending) - skipped_failed - n_flying,
+                       opts.fail_fast, opts.progress)
         t0 = time.perf_counter()
         interrupted = None
         try:
-            if p.pending:
+            if p.pending or flying:   # a cluster backend waits for the earlier jobs too
                 backends.get(opts.backend)(exp, p.pending, store, opts, rep)
         except FailFast as e:
             interrupted = f"stopped at the first failure (--fail-fast): trial {e.args[0].index}"
+        except backends.Incomplete as e:
+            interrupted = str(e)
         except KeyboardInterrupt:
             interrupted = "interrupted"
         finally:
@@ -200,8 +207,10 @@ def dry_run(exp, show: int = 5) -> int:
 def collect(exp, opts: RunOptions) -> int:
     """Merge whatever records have arrived (e.g. from a --no-wait cluster run) into the CSV."""
     store = Store(exp.name)
+    flying = backends.in_flight(store)
     p = plan(exp, store)
     rows, csv = store.merge(p.trials, p.state)
     print(f"{exp.name}: {p.done} of {len(p.trials)} trials done, {len(p.failed)} failed"
           + (f"; wrote {csv} ({rows} rows)" if csv else ""))
+    backends.report_jobs(store, flying)
     return 0 if p.done == len(p.trials) else 1
