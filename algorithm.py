@@ -57,7 +57,7 @@ import time
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-from memlab.algo import bits, fast, first_layer, oracle
+from memlab.algo import fast, first_layer, kernels, oracle
 from memlab.datasets import DATASET_PARAMS, dataset_from_params
 from memlab.params import REQUIRED, Param, resolve, trial_seed
 
@@ -113,11 +113,15 @@ class Memorizer(ClassifierMixin, BaseEstimator):
         self.W_, self.b_ = first_layer.draw(rng, self.n_iter, X.shape[1], self.max_bias)  # [Line 1]
         targets = [1] if len(self.classes_) == 2 else list(range(len(self.classes_)))
         walks = [rng.permutation(np.flatnonzero(y_idx == t)) for t in targets]            # [Line 5]
-        layers = self._second_layers(X, y_idx, targets, walks)
+        fitted = self._second_layers(X, y_idx, targets, walks)
+        activity = fitted.get("activity")
+        self.unit_order_ = (fast.informative_order(activity, len(X)) if activity is not None
+                            else np.arange(self.n_iter))
+        draws = fitted.get("draws") or [None] * len(targets)
         if len(self.classes_) == 2:
-            self._set_second_layer(*layers[0])
+            self._set_second_layer(*fitted["layers"][0], draws[0])
         else:
-            self.estimators_ = [self._binary(*layer) for layer in layers]
+            self.estimators_ = [self._binary(*layer, n) for layer, n in zip(fitted["layers"], draws)]
         return self
 
     def _check_params(self):
@@ -147,8 +151,8 @@ class Memorizer(ClassifierMixin, BaseEstimator):
             return self.device
         return None
 
-    def _second_layers(self, X, y_idx, targets, walks) -> list:
-        """Per target class: (anchors, m, U_bits)."""
+    def _second_layers(self, X, y_idx, targets, walks) -> dict:
+        """{"layers": per target class (anchors, m, U_bits), optional "draws", "activity"}."""
         W, b, n_iter = self.W_, self.b_, int(self.n_iter)
         device = self._torch_device()
         if device is not None:
@@ -156,28 +160,29 @@ class Memorizer(ClassifierMixin, BaseEstimator):
             return torch_path.fit(X, W, b, self.activation, y_idx, targets, walks, device)
         if self.method == "oracle":
             A = first_layer.dense_outputs(X, W, b, self.activation)              # [Line 2]
-            out = []
+            layers = []
             for t, walk in zip(targets, walks):
                 anchors, U, m = oracle.greedy(A, y_idx == t, walk)
-                U = bits.from_bool(np.array(U, bool).reshape(len(U), n_iter))
-                out.append((np.array(anchors, np.int64), np.array(m, np.float64), U))
-            return out
+                U = kernels.from_bool(np.array(U, bool).reshape(len(U), n_iter))
+                layers.append((np.array(anchors, np.int64), np.array(m, np.float64), U))
+            return {"layers": layers}
         if self.activation == "thres":
             packed = first_layer.threshold_bits(X, W, b)                          # [Line 2]
             return fast.fit_threshold(packed, n_iter, y_idx, targets, walks)
         return fast.fit_dense(first_layer.relu_outputs(X, W, b), y_idx, targets, walks)
 
-    def _set_second_layer(self, anchors, m, U_bits):
+    def _set_second_layer(self, anchors, m, U_bits, draws=None):
         self.anchor_ = np.asarray(anchors, np.int64)
         self.m_ = np.asarray(m, np.float64)
-        self.U_bits_ = np.ascontiguousarray(U_bits, np.uint64).reshape(len(self.m_), bits.n_words(int(self.n_iter)))
+        self.U_bits_ = np.ascontiguousarray(U_bits, np.uint64).reshape(len(self.m_), kernels.n_words(int(self.n_iter)))
+        self.n_draws_ = draws
 
-    def _binary(self, anchors, m, U_bits) -> "Memorizer":
+    def _binary(self, anchors, m, U_bits, draws=None) -> "Memorizer":
         est = clone(self)
         est.classes_ = np.array([0, 1])
         est.n_features_in_ = self.n_features_in_
-        est.W_, est.b_ = self.W_, self.b_
-        est._set_second_layer(anchors, m, U_bits)
+        est.W_, est.b_, est.unit_order_ = self.W_, self.b_, self.unit_order_
+        est._set_second_layer(anchors, m, U_bits, draws)
         return est
 
     # ------------------------------------------------------------------ second layer
@@ -185,7 +190,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
     @property
     def U_(self) -> np.ndarray:
         """(k, n_iter) bool: the units each second-layer neuron sums (its set I)."""
-        return bits.to_bool(self.U_bits_, int(self.n_iter))
+        return kernels.to_bool(self.U_bits_, int(self.n_iter))
 
     @property
     def n_neurons_(self) -> int:
@@ -194,36 +199,71 @@ class Memorizer(ClassifierMixin, BaseEstimator):
             return sum(e.n_neurons_ for e in self.estimators_)
         return len(self.m_)
 
+    # Scoring.  Threshold networks (fast and torch fits) are scored on packed bits with the
+    # units in unit_order_ (the most informative first: see fast.informative_order); the
+    # oracle scores the way the reference code does, with the dense second-layer transform;
+    # ReLU networks with a dense (exact, quantized) product.
+
+    def _packed(self) -> bool:
+        return self.activation == "thres" and self.method != "oracle"
+
+    def _cached(self, name, make):
+        if name not in self.__dict__:
+            self.__dict__[name] = make()
+        return self.__dict__[name]
+
     def _features(self, X) -> np.ndarray:
-        """Phi(X): packed bits (thres) or quantized float64 (relu)."""
-        if self.activation == "thres":
-            return first_layer.threshold_bits(X, self.W_, self.b_)
-        return first_layer.relu_outputs(X, self.W_, self.b_)
+        """Phi(X) in the representation _fires and _sums read."""
+        if self._packed():
+            W, b = self._cached("_cache_layer", lambda: (np.ascontiguousarray(self.W_[self.unit_order_]),
+                                                           self.b_[self.unit_order_]))
+            return first_layer.threshold_bits(X, W, b)
+        return first_layer.dense_outputs(X, self.W_, self.b_, self.activation)
 
-    def _sums(self, features) -> np.ndarray:
+    def _ordered_U(self) -> np.ndarray:
+        return self._cached("_cache_U", lambda: kernels.select(
+            self.U_bits_, self.unit_order_, np.empty_like(self.U_bits_)))
+
+    def _sums(self, F) -> np.ndarray:
         """(n, k) <Phi(x), 1_I_j>, exact."""
-        if self.activation == "thres":
-            return fast.neuron_sums(features, self.U_bits_)
-        return features @ self.U_.astype(np.float64).T
+        if self._packed():
+            return kernels.neuron_sums(F, self._ordered_U())
+        return F @ self.U_.astype(F.dtype).T
 
-    def _fires(self, features) -> np.ndarray:
+    def _fires(self, F) -> np.ndarray:
         """(n,) bool: some second-layer neuron fires [Line 13]."""
         if len(self.m_) == 0:
-            return np.zeros(len(features), bool)
-        if self.activation == "thres":
-            return fast.any_fires(features, self.U_bits_, self.m_.astype(np.int64))
-        return (self._sums(features) < self.m_).any(axis=1)
+            return np.zeros(len(F), bool)
+        if self._packed():
+            UT, m, reach = self._scoring_layer()
+            return kernels.any_fires(F, UT, m, reach)
+        return oracle.second_layer_fires(F, list(self.U_), list(self.m_)).any(axis=1)
 
-    def _margin(self, features) -> np.ndarray:
+    def _ordered_UT(self) -> np.ndarray:
+        return self._cached("_cache_UT", lambda: np.ascontiguousarray(self._ordered_U().T))
+
+    def _scoring_layer(self):
+        """(U word-major, m, reach) with the neurons by decreasing reach (see kernels.any_fires)."""
+        def make():
+            U = self._ordered_U()
+            reach = kernels.row_popcounts(kernels.complement(U, int(self.n_iter))) + self.m_.astype(np.int64)
+            order = np.argsort(-reach, kind="stable")
+            return np.ascontiguousarray(U[order].T), self.m_[order].astype(np.int64), reach[order]
+        return self._cached("_cache_scoring", make)
+
+    def _margin(self, F) -> np.ndarray:
         if len(self.m_) == 0:
-            return np.full(len(features), -np.inf)
-        return ((self.m_ - self._sums(features)) / self.m_).max(axis=1)
+            return np.full(len(F), -np.inf)
+        if self._packed():
+            return kernels.best_margin(F, self._ordered_UT(), self.m_)
+        return ((self.m_ - self._sums(F)) / self.m_).max(axis=1)
 
     def _chunks(self, X):
         X = first_layer.as_rows(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {self.n_features_in_}")
-        rows = max(256, PREDICT_CHUNK_BYTES // (8 * int(self.n_iter)))
+        widest = max(int(self.n_iter), self.n_neurons_ if self.method == "oracle" else 0)
+        rows = max(256, PREDICT_CHUNK_BYTES // (8 * widest))
         for start in range(0, len(X), rows):
             yield X[start:start + rows]
 

@@ -7,7 +7,7 @@ import pytest
 
 import algorithm
 from algorithm import Memorizer, get_model, trial
-from memlab.algo import bits, fast, first_layer, oracle
+from memlab.algo import fast, first_layer, kernels, oracle
 from memlab.datasets import load_dataset
 
 
@@ -76,12 +76,12 @@ def test_kernel_equals_oracle_on_many_duplicate_patterns():
         mask = rng.random((200, n_iter)) < rng.uniform(0.2, 0.8)
         y = rng.integers(0, 2, 200)
         walk = rng.permutation(np.flatnonzero(y == 1))
-        packed = bits.from_bool(mask)
-        [(anchors, m, U)] = fast.fit_threshold(packed, n_iter, y, [1], [walk])
+        packed = kernels.from_bool(mask)
+        [(anchors, m, U)] = fast.fit_threshold(packed, n_iter, y, [1], [walk])["layers"]
         o_anchors, o_U, o_m = oracle.greedy(mask.astype(np.float32), y == 1, walk)
         np.testing.assert_array_equal(anchors, o_anchors)
         np.testing.assert_array_equal(m, o_m)
-        np.testing.assert_array_equal(bits.to_bool(U, n_iter), np.array(o_U, bool).reshape(-1, n_iter))
+        np.testing.assert_array_equal(kernels.to_bool(U, n_iter), np.array(o_U, bool).reshape(-1, n_iter))
 
 
 def test_dense_blocks_equal_oracle_when_blocks_waste():
@@ -138,7 +138,7 @@ def test_threshold_bits_are_the_exact_sign():
     X = rng.standard_normal((500, 20)).astype(np.float32)
     X[:10] = 0.0                                   # w.x = 0 exactly: the bias decides
     pre = X.astype(np.float64) @ W.T.astype(np.float64) + b.astype(np.float64)
-    got = bits.to_bool(first_layer.threshold_bits(X, W, b), 70)
+    got = kernels.to_bool(first_layer.threshold_bits(X, W, b), 70)
     np.testing.assert_array_equal(got, pre > 0)
 
 
@@ -246,3 +246,24 @@ def test_moons_reproduces_the_paper():
     assert 0.25 <= p25 <= 0.75
     assert 4.5 <= w0 <= 5.7
     assert 5.5 <= w05 <= 7.0
+
+
+# ------------------------------------------------------------------ kernels
+
+@pytest.mark.parametrize("n_bits", [7, 64, 200, 700])
+def test_any_fires_and_margins_equal_full_counts(n_bits):
+    """Blocks, early stops, the one-by-one finish and the reach prefix against plain counts."""
+    rng = np.random.default_rng(n_bits)
+    Z = kernels.from_bool(rng.random((300, n_bits)) < rng.uniform(0.2, 0.8, n_bits))
+    anchors = kernels.from_bool(rng.random((700, n_bits)) < 0.5)
+    U = kernels.complement(anchors, n_bits)
+    sums = kernels.neuron_sums(Z, U)
+    # thresholds around the typical count, so that some neurons fire and blocks stop at every word
+    m = np.maximum(1, np.percentile(sums, 2, axis=0).astype(np.int64) + rng.integers(-1, 3, 700))
+    reach = kernels.row_popcounts(anchors) + m
+    order = np.argsort(-reach, kind="stable")
+    fires = kernels.any_fires(Z, np.ascontiguousarray(U[order].T), m[order], reach[order])
+    np.testing.assert_array_equal(fires, (sums < m).any(axis=1))
+    assert 0 < fires.sum() < len(Z)
+    margin = kernels.best_margin(Z, np.ascontiguousarray(U.T), m.astype(np.float64))
+    np.testing.assert_allclose(margin, ((m - sums) / m).max(axis=1))

