@@ -118,6 +118,11 @@ class Memorizer(ClassifierMixin, BaseEstimator):
         self.unit_order_ = (fast.informative_order(activity, len(X)) if activity is not None
                             else np.arange(self.n_iter))
         draws = fitted.get("draws") or [None] * len(targets)
+        self.__dict__.pop("_train", None)
+        if "packed" in fitted and self._packed() and not X.flags.writeable:
+            # Scoring on this very (read-only, so unchanged) array reuses the first layer.
+            F = kernels.select(fitted["packed"], self.unit_order_, np.empty_like(fitted["packed"]))
+            self.__dict__["_train"] = (X, F)
         if len(self.classes_) == 2:
             self._set_second_layer(*fitted["layers"][0], draws[0])
         else:
@@ -239,8 +244,14 @@ class Memorizer(ClassifierMixin, BaseEstimator):
             return kernels.any_fires(F, UT, m, reach)
         return oracle.second_layer_fires(F, list(self.U_), list(self.m_)).any(axis=1)
 
-    def _ordered_UT(self) -> np.ndarray:
-        return self._cached("_cache_UT", lambda: np.ascontiguousarray(self._ordered_U().T))
+    def _margin_layer(self):
+        """(U word-major, m, run starts) with the neurons sorted by m (see kernels.best_margin)."""
+        def make():
+            order = np.argsort(self.m_, kind="stable")
+            m = self.m_[order]
+            starts = np.concatenate([[0], np.flatnonzero(np.diff(m)) + 1, [len(m)]])
+            return np.ascontiguousarray(self._ordered_U()[order].T), m, starts.astype(np.int64)
+        return self._cached("_cache_margin", make)
 
     def _scoring_layer(self):
         """(U word-major, m, reach) with the neurons by decreasing reach (see kernels.any_fires)."""
@@ -255,21 +266,31 @@ class Memorizer(ClassifierMixin, BaseEstimator):
         if len(self.m_) == 0:
             return np.full(len(F), -np.inf)
         if self._packed():
-            return kernels.best_margin(F, self._ordered_UT(), self.m_)
+            UT, m, starts = self._margin_layer()
+            return kernels.best_margin(F, UT, m, starts)
         return ((self.m_ - self._sums(F)) / self.m_).max(axis=1)
 
-    def _chunks(self, X):
+    def _feature_chunks(self, X):
+        """Phi(X) chunk by chunk (bounded memory); for the training array itself, from fit."""
+        train = self.__dict__.get("_train")
+        if train is not None and X is train[0]:
+            yield train[1]
+            return
         X = first_layer.as_rows(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {self.n_features_in_}")
         widest = max(int(self.n_iter), self.n_neurons_ if self.method == "oracle" else 0)
         rows = max(256, PREDICT_CHUNK_BYTES // (8 * widest))
         for start in range(0, len(X), rows):
-            yield X[start:start + rows]
+            yield self._features(X[start:start + rows])
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        return {k: v for k, v in state.items() if not (k == "_train" or k.startswith("_cache"))}
 
     def neuron_outputs(self, X) -> np.ndarray:
         """(n, k) bool: which second-layer neurons fire at each point (binary models)."""
-        parts = [self._sums(self._features(Xc)) < self.m_ for Xc in self._chunks(X)]
+        parts = [self._sums(F) < self.m_ for F in self._feature_chunks(X)]
         return np.concatenate(parts) if parts else np.zeros((0, len(self.m_)), bool)
 
     # ------------------------------------------------------------------ predict
@@ -277,8 +298,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """Binary: (n,) max_j (m_j - sum_j) / m_j; more classes: (n, n_classes) of those."""
         parts = []
-        for Xc in self._chunks(X):
-            F = self._features(Xc)
+        for F in self._feature_chunks(X):
             if hasattr(self, "estimators_"):
                 parts.append(np.stack([e._margin(F) for e in self.estimators_], axis=1))
             else:
@@ -287,8 +307,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         parts = []
-        for Xc in self._chunks(X):
-            F = self._features(Xc)
+        for F in self._feature_chunks(X):
             if not hasattr(self, "estimators_"):
                 parts.append(self._fires(F).astype(np.int64))
                 continue

@@ -265,5 +265,21 @@ def test_any_fires_and_margins_equal_full_counts(n_bits):
     fires = kernels.any_fires(Z, np.ascontiguousarray(U[order].T), m[order], reach[order])
     np.testing.assert_array_equal(fires, (sums < m).any(axis=1))
     assert fires.any() and (n_bits < 64 or not fires.all())
-    margin = kernels.best_margin(Z, np.ascontiguousarray(U.T), m.astype(np.float64))
-    np.testing.assert_allclose(margin, ((m - sums) / m).max(axis=1))
+    by_m = np.argsort(m, kind="stable")
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(m[by_m])) + 1, [len(m)]])
+    margin = kernels.best_margin(Z, np.ascontiguousarray(U[by_m].T), m[by_m].astype(np.float64), starts)
+    np.testing.assert_array_equal(margin, ((m - sums) / m).max(axis=1))
+
+
+def test_scoring_the_training_array_reuses_the_first_layer_and_agrees():
+    import pickle
+    ds = load_dataset("digits")                      # read-only arrays, as every trial gets them
+    net = Memorizer(n_iter=90, max_bias=0.5, random_state=2).fit(ds.X, ds.y)
+    assert "_train" in net.__dict__
+    np.testing.assert_array_equal(net.predict(ds.X), net.predict(ds.X.copy()))
+    np.testing.assert_array_equal(net.decision_function(ds.X), net.decision_function(ds.X.copy()))
+    clone = pickle.loads(pickle.dumps(net))
+    assert "_train" not in clone.__dict__
+    np.testing.assert_array_equal(clone.predict(ds.X), net.predict(ds.X))
+    writable = Memorizer(n_iter=90, max_bias=0.5, random_state=2).fit(ds.X.copy(), ds.y)
+    assert "_train" not in writable.__dict__       # a writable array may change before scoring

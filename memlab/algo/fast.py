@@ -75,7 +75,7 @@ def fit_threshold(packed: np.ndarray, n_iter: int, y_idx: np.ndarray, targets, w
         anchors = walk[steps]
         layers.append((anchors, m.astype(np.float64), kernels.complement(packed[anchors], n_iter)))
         draws.append(int(n_draws))
-    return {"layers": layers, "draws": draws, "activity": activity}
+    return {"layers": layers, "draws": draws, "activity": activity, "packed": packed}
 
 
 # ----------------------------------------------------------------------------- dense (ReLU)

@@ -298,22 +298,31 @@ def any_fires(packed, UT, m, reach):
 
 
 @njit(cache=True, nogil=True)
-def best_margin(packed, UT, m):
-    """(n,) float64: max over neurons j of (m_j - popcount(z & U_j)) / m_j; UT word-major."""
+def best_margin(packed, UT, m, starts):
+    """(n,) float64: max over neurons j of (m_j - popcount(z & U_j)) / m_j.
+
+    UT (w, k) word-major with the neurons sorted by m; starts: where each run of equal m
+    begins (and k at the end).  Within a run the best margin is the smallest count, an integer
+    min that vectorizes; one division per run.
+    """
     nw, k = UT.shape
     out = np.full(packed.shape[0], -np.inf)
     acc = np.empty(k, np.int64)
     for i in range(packed.shape[0]):
-        acc[:] = 0
+        for j in range(k):
+            acc[j] = 0
         for w in range(nw):
             xw = packed[i, w]
+            Uw = UT[w]
             for j in range(k):
-                acc[j] += popcount(UT[w, j] & xw)
+                acc[j] += popcount(Uw[j] & xw)
         best = -np.inf
-        for j in range(k):
-            v = (m[j] - acc[j]) / m[j]
-            if v > best:
-                best = v
+        for g in range(starts.shape[0] - 1):
+            lo = 1 << 62
+            for j in range(starts[g], starts[g + 1]):
+                lo = min(lo, acc[j])
+            mg = m[starts[g]]
+            best = max(best, (mg - lo) / mg)
         out[i] = best
     return out
 
