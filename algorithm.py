@@ -114,15 +114,12 @@ class Memorizer(ClassifierMixin, BaseEstimator):
         targets = [1] if len(self.classes_) == 2 else list(range(len(self.classes_)))
         walks = [rng.permutation(np.flatnonzero(y_idx == t)) for t in targets]            # [Line 5]
         fitted = self._second_layers(X, y_idx, targets, walks)
-        activity = fitted.get("activity")
-        self.unit_order_ = (fast.informative_order(activity, len(X)) if activity is not None
-                            else np.arange(self.n_iter))
+        self.unit_order_ = fitted.get("order", np.arange(self.n_iter))
         draws = fitted.get("draws") or [None] * len(targets)
         self.__dict__.pop("_train", None)
-        if "packed" in fitted and self._packed() and not X.flags.writeable:
+        if "packed" in fitted and not X.flags.writeable:
             # Scoring on this very (read-only, so unchanged) array reuses the first layer.
-            F = kernels.select(fitted["packed"], self.unit_order_, np.empty_like(fitted["packed"]))
-            self.__dict__["_train"] = (X, F)
+            self.__dict__["_train"] = (X, fitted["packed"])
         if len(self.classes_) == 2:
             self._set_second_layer(*fitted["layers"][0], draws[0])
         else:
@@ -172,8 +169,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
                 layers.append((np.array(anchors, np.int64), np.array(m, np.float64), U))
             return {"layers": layers}
         if self.activation == "thres":
-            packed = first_layer.threshold_bits(X, W, b)                          # [Line 2]
-            return fast.fit_threshold(packed, n_iter, y_idx, targets, walks)
+            return fast.fit_threshold(X, W, b, y_idx, targets, walks)
         return fast.fit_dense(first_layer.relu_outputs(X, W, b), y_idx, targets, walks)
 
     def _set_second_layer(self, anchors, m, U_bits, draws=None):

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 SETTINGS = [(20, 0.0), (100, 1.0), (500, 1.0), (500, 2.5), (5000, 0.5)]
 QUICK_SETTINGS = [(20, 0.0), (100, 1.0)]
 
@@ -85,19 +86,37 @@ def mnist_like(n: int = 70_000, seed: int = 0):
     return X, y, f"stand-in: {name} + random affine copies"
 
 
+def digest(model) -> str:
+    """A short hash of the second layers (drawn points and thresholds, class by class)."""
+    import hashlib
+    h = hashlib.sha256()
+    for e in getattr(model, "estimators_", [model]):
+        h.update(e.anchor_.tobytes())
+        h.update(e.m_.tobytes())
+    return h.hexdigest()[:12]
+
+
+def warm_up(X, y) -> None:
+    """Compile (or load from numba's cache) every kernel a trial uses, off the clock."""
+    import algorithm
+    for n_iter in (20, 130):
+        algorithm.Memorizer(n_iter=n_iter, max_bias=0.5).fit(X[::70], y[::70]).score(X[::70], y[::70])
+
+
 def child(args) -> None:
-    """Run one setting once and print a JSON line (in a fresh process)."""
+    """Run one setting once in this fresh process and print a JSON line."""
     import resource
 
-    import numpy as np
     from threadpoolctl import threadpool_limits
 
-    sys.path.insert(0, str(ROOT))
     import algorithm
     X, y, _ = mnist_like(args.n)
+    X.setflags(write=False)              # as a trial gets it from the dataset cache
     with threadpool_limits(1):
-        if args.method != "oracle":          # compile/load the numba kernels off the clock
-            algorithm.Memorizer(n_iter=70, max_bias=0.5).fit(X[::140], y[::140]).score(X[::140], y[::140])
+        if args.method != "oracle":
+            warm_up(X, y)
+        if args.estimate:
+            return print(json.dumps(estimate_oracle(X, y, args)))
         model = algorithm.Memorizer(n_iter=args.n_iter, max_bias=args.max_bias, method=args.method,
                                     device=args.device, random_state=args.seed)
         start = time.process_time()
@@ -108,13 +127,49 @@ def child(args) -> None:
         score_time = time.process_time() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB -> GiB
     print(json.dumps({"fit": fit, "score": score_time, "total": fit + score_time, "acc": float(score),
-                      "width": int(model.n_neurons_), "rss_gib": rss,
-                      "neurons": [e.anchor_.tolist() for e in model.estimators_][:1] if args.check else None}))
+                      "width": int(model.n_neurons_), "rss_gib": rss, "digest": digest(model),
+                      "draws": sum(e.n_draws_ or 0 for e in getattr(model, "estimators_", [model]))}))
 
 
-def run_once(n_iter, max_bias, method, seed=0, n=70_000, device="cpu", timeout=None) -> dict:
+def estimate_oracle(X, y, args) -> dict:
+    """The oracle's process time from a sample, for settings too slow to run whole.
+
+    Its cost is (1) the first layer, (2) one matrix-vector product over all points per draw,
+    (3) the dense second-layer transform when scoring.  (1) is run whole; (2) is timed on the
+    first `args.sample` draws of class 0 and multiplied by the number of draws the full run
+    makes (the fast path's count: the same walk); (3) is timed on 2,000 points with every
+    neuron and scaled to all points.
+    """
+    import numpy as np
+
+    import algorithm
+    from memlab.algo import first_layer, oracle
+    fast = algorithm.Memorizer(n_iter=args.n_iter, max_bias=args.max_bias, random_state=args.seed).fit(X, y)
+    draws = sum(e.n_draws_ for e in fast.estimators_)
+    rng = np.random.default_rng(args.seed)
+    W, b = first_layer.draw(rng, args.n_iter, X.shape[1], args.max_bias)
+    start = time.process_time()
+    A = first_layer.dense_outputs(X, W, b, "thres")
+    layer = time.process_time() - start
+    walk = rng.permutation(np.flatnonzero(y == 0))[: args.sample]
+    start = time.process_time()
+    oracle.greedy(A, y == 0, walk)
+    per_draw = (time.process_time() - start) / len(walk)
+    U = [u for e in fast.estimators_ for u in e.U_]
+    m = [v for e in fast.estimators_ for v in e.m_]
+    start = time.process_time()
+    for lo in range(0, len(U), 2000):                 # in slices of neurons, as the oracle scores
+        oracle.second_layer_fires(A[:2000], U[lo:lo + 2000], m[lo:lo + 2000])
+    score = (time.process_time() - start) * len(X) / 2000 + layer
+    return {"total": 2 * layer + per_draw * draws + score, "layer": layer, "per_draw": per_draw,
+            "draws": draws, "score": score, "width": int(fast.n_neurons_), "sample": len(walk)}
+
+
+def run_once(n_iter, max_bias, method, seed=0, n=70_000, device="cpu", estimate=0, timeout=None) -> dict:
     cmd = [sys.executable, __file__, "--child", "--n-iter", str(n_iter), "--max-bias", str(max_bias),
            "--method", method, "--seed", str(seed), "--n", str(n), "--device", device]
+    if estimate:
+        cmd += ["--estimate", "--sample", str(estimate)]
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                NUMBA_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
@@ -199,9 +254,15 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=70_000)
+    ap.add_argument("--estimate", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--sample", type=int, default=300, help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=3, metavar=("N_ITER", "MAX_BIAS", "METHOD"),
+                    help="run one setting once and print its JSON (e.g. --one 500 2.5 oracle)")
     args = ap.parse_args(argv)
     if args.child:
         return child(args)
+    if args.one:
+        return print(json.dumps(run_once(int(args.one[0]), float(args.one[1]), args.one[2], n=args.n)))
     settings = QUICK_SETTINGS if args.quick else SETTINGS
     repeats = args.repeats or (2 if args.quick else 3)
     sys.path.insert(0, str(ROOT))

@@ -76,8 +76,8 @@ def test_kernel_equals_oracle_on_many_duplicate_patterns():
         mask = rng.random((200, n_iter)) < rng.uniform(0.2, 0.8)
         y = rng.integers(0, 2, 200)
         walk = rng.permutation(np.flatnonzero(y == 1))
-        packed = kernels.from_bool(mask)
-        [(anchors, m, U)] = fast.fit_threshold(packed, n_iter, y, [1], [walk])["layers"]
+        [(anchors, m, U)] = fast.fit_threshold(mask.astype(np.float32) - 0.5, np.eye(n_iter, dtype=np.float32),
+                                               np.zeros(n_iter, np.float32), y, [1], [walk])["layers"]
         o_anchors, o_U, o_m = oracle.greedy(mask.astype(np.float32), y == 1, walk)
         np.testing.assert_array_equal(anchors, o_anchors)
         np.testing.assert_array_equal(m, o_m)

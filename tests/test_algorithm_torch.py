@@ -52,7 +52,6 @@ def test_torch_equals_fast_digits_multiclass(activation):
     fast = Memorizer(**kw).fit(ds.X, ds.y)
     tor = Memorizer(method="torch", device=DEVICE, **kw).fit(ds.X, ds.y)
     same_network(fast, tor)
-    np.testing.assert_array_equal(fast.unit_order_, tor.unit_order_)
     assert fast.score(ds.X, ds.y) == tor.score(ds.X, ds.y)
 
 

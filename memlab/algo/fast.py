@@ -3,8 +3,6 @@
 Threshold activation (numba, packed bits).  After Thres the first layer's output is a bit row,
 and <Phi(z), 1_I> with I = the candidate's inactive units is popcount(z & ~candidate).  Exact
 shortcuts, none of which changes a neuron:
-  * units constant over the training set are dropped: one active everywhere is never in I,
-    one inactive everywhere adds 0 to every sum;
   * points with the same bit pattern are one pattern: a pattern already drawn and rejected
     (m = 0) would be rejected again, a covered pattern is covered for all its points;
   * the units are reordered, the most informative first (informative_order), and the rows
@@ -26,41 +24,42 @@ from __future__ import annotations
 
 import numpy as np
 
-from memlab.algo import kernels
+from memlab.algo import first_layer, kernels
 
 # ----------------------------------------------------------------------------- threshold
 
-def varying_units(packed: np.ndarray, n_bits: int) -> np.ndarray:
-    """Indices of the units that are active for some training points and inactive for others."""
-    some = np.bitwise_or.reduce(packed, axis=0, keepdims=True)
-    every = np.bitwise_and.reduce(packed, axis=0, keepdims=True)
-    return np.flatnonzero(kernels.to_bool(some & ~every, n_bits)[0])
-
-
 def informative_order(activity: np.ndarray, n_points: int) -> np.ndarray:
-    """Units by decreasing min(active, inactive) count on the training set.
+    """Units by decreasing min(active, inactive) count.
 
     The first words of a packed row then hold the units that best tell points apart, so the
-    partial counts of kernels.block_counts rise fastest and most blocks stop early.  Any order
-    gives the same sums.
+    partial counts of kernels.block_counts rise fastest and most blocks stop early; units
+    constant on the data (adding 0 to every sum, or never in any I) end up last, where the
+    counting rarely gets.  Any order gives the same sums.
     """
     balance = np.minimum(activity, n_points - activity)
     return np.argsort(-balance, kind="stable")
 
 
-def fit_threshold(packed: np.ndarray, n_iter: int, y_idx: np.ndarray, targets, walks) -> dict:
-    """Second layers for each target class (one vs the rest) from the packed first layer.
+def sample_order(X: np.ndarray, W: np.ndarray, b: np.ndarray, rows: int = 2048) -> np.ndarray:
+    """informative_order estimated on evenly spaced rows of X (it only has to be a good order)."""
+    sample = X[:: max(1, len(X) // rows)]
+    activity = kernels.column_counts(first_layer.threshold_bits(sample, W, b), W.shape[0])
+    return informative_order(activity, len(sample))
 
-    packed  (n, n_words(n_iter)) canonical first-layer bits of the training points
+
+def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray, targets, walks) -> dict:
+    """Second layers for each target class (one vs the rest), threshold activation.
+
     y_idx   (n,) class index of each point; targets: the class indices to separate
-    walks   per target, its points (indices into packed) in draw order
-    Returns {"layers": per target (anchors, m, U_bits), "draws": per target, "activity": per unit}.
+    walks   per target, its points (indices into X) in draw order
+    Returns {"layers": per target (anchors, m, U_bits), "draws": per target, "order": the unit
+    order of "packed", the training points' first layer, packed}.
     """
-    activity = kernels.column_counts(packed, n_iter)
-    order = informative_order(activity, len(packed))
-    units = order[(activity[order] > 0) & (activity[order] < len(packed))]     # the varying ones
-    compact = kernels.select(packed, units, np.empty((len(packed), kernels.n_words(max(1, len(units)))), np.uint64))
-    pat, pid = np.unique(compact, axis=0, return_inverse=True)
+    n_iter = W.shape[0]
+    order = sample_order(X, W, b)
+    packed = first_layer.threshold_bits(X, np.ascontiguousarray(W[order]), b[order])   # [Line 2]
+    natural = np.argsort(order).astype(np.int64)
+    pat, pid = np.unique(packed, axis=0, return_inverse=True)
     pat = np.ascontiguousarray(pat)
     pid = pid.reshape(-1)
     pop = kernels.row_popcounts(pat)
@@ -71,11 +70,12 @@ def fit_threshold(packed: np.ndarray, n_iter: int, y_idx: np.ndarray, targets, w
         neg_ids = np.unique(pid[y_idx != t])
         neg_ids = neg_ids[np.argsort(pop[neg_ids], kind="stable")]
         steps, m, n_draws = kernels.greedy_packed(np.ascontiguousarray(pat[pos_ids].T), walk_local.reshape(-1),
-                                           np.ascontiguousarray(pat[neg_ids].T), pop[neg_ids], pop[pos_ids])
+                                                  np.ascontiguousarray(pat[neg_ids].T), pop[neg_ids], pop[pos_ids])
         anchors = walk[steps]
-        layers.append((anchors, m.astype(np.float64), kernels.complement(packed[anchors], n_iter)))
+        U = kernels.complement(packed[anchors], n_iter)
+        layers.append((anchors, m.astype(np.float64), kernels.select(U, natural, np.empty_like(U))))
         draws.append(int(n_draws))
-    return {"layers": layers, "draws": draws, "activity": activity, "packed": packed}
+    return {"layers": layers, "draws": draws, "order": order, "packed": packed}
 
 
 # ----------------------------------------------------------------------------- dense (ReLU)

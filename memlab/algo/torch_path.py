@@ -80,5 +80,6 @@ def fit(X, W, b, activation: str, y_idx: np.ndarray, targets, walks, device: str
             anchors, m = greedy(A, y_idx == t, np.asarray(walk, np.int64))
             inactive = (A_full[torch.as_tensor(anchors, device=A.device)] == 0).cpu().numpy()
             layers.append((anchors, m, kernels.from_bool(inactive.reshape(len(anchors), W.shape[0]))))
-        activity = active.cpu().numpy().astype(np.int64) if activation == "thres" else None
-    return {"layers": layers, "activity": activity}
+        if activation == "thres":
+            return {"layers": layers, "order": fast.informative_order(active.cpu().numpy().astype(np.int64), len(X))}
+    return {"layers": layers}
