@@ -23,7 +23,16 @@ def same_network(a: Memorizer, b: Memorizer):
 
 
 def fit_both(X, y, **kw):
-    return [Memorizer(method=m, **kw).fit(X, y) for m in ("oracle", "fast")]
+    """The oracle and the fast path; for thres, the fast path's other kernel must agree too."""
+    oracle_net, fast_net = [Memorizer(method=m, **kw).fit(X, y) for m in ("oracle", "fast")]
+    if kw.get("activation", "thres") == "thres":
+        saved = fast.WIDE
+        fast.WIDE = 1 if saved > 1 else 10**6          # batched <-> one candidate at a time
+        try:
+            same_network(fast_net, Memorizer(method="fast", **kw).fit(X, y))
+        finally:
+            fast.WIDE = saved
+    return oracle_net, fast_net
 
 
 def random_data(seed, n=300, d=5, classes=2):
@@ -68,8 +77,11 @@ def test_fast_equals_oracle_multiclass_random():
         same_network(*fit_both(X, y, n_iter=25, max_bias=0.2, activation=activation, random_state=11))
 
 
-def test_kernel_equals_oracle_on_many_duplicate_patterns():
-    """Few units, many points: patterns repeat, so the dedup and rejected-pattern shortcuts run."""
+@pytest.mark.parametrize("wide", [1, 10**6])
+def test_kernel_equals_oracle_on_many_duplicate_patterns(wide, monkeypatch):
+    """Few units, many points: patterns repeat, so the dedup and rejected-pattern shortcuts run
+    (in both kernels: batches of candidates, and one at a time)."""
+    monkeypatch.setattr(fast, "WIDE", wide)
     rng = np.random.default_rng(5)
     for trial_no in range(20):
         n_iter = int(rng.integers(1, 12))

@@ -28,6 +28,9 @@ from memlab.algo import first_layer, kernels
 
 # ----------------------------------------------------------------------------- threshold
 
+WIDE = 4          # words per row from which batches of candidates beat one-at-a-time pruning
+MAX_BATCH = 64
+
 def informative_order(activity: np.ndarray, n_points: int) -> np.ndarray:
     """Units by decreasing min(active, inactive) count.
 
@@ -69,8 +72,13 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
         pos_ids, walk_local = np.unique(pid[walk], return_inverse=True)
         neg_ids = np.unique(pid[y_idx != t])
         neg_ids = neg_ids[np.argsort(pop[neg_ids], kind="stable")]
-        steps, m, n_draws = kernels.greedy_packed(np.ascontiguousarray(pat[pos_ids].T), walk_local.reshape(-1),
-                                                  np.ascontiguousarray(pat[neg_ids].T), pop[neg_ids], pop[pos_ids])
+        PT, walk_pat = np.ascontiguousarray(pat[pos_ids].T), walk_local.reshape(-1)
+        if pat.shape[1] >= WIDE:
+            steps, m, n_draws = kernels.greedy_packed_batched(PT, walk_pat, np.ascontiguousarray(pat[neg_ids]),
+                                                              pop[neg_ids], pop[pos_ids], MAX_BATCH)
+        else:
+            steps, m, n_draws = kernels.greedy_packed(PT, walk_pat, np.ascontiguousarray(pat[neg_ids].T),
+                                                      pop[neg_ids], pop[pos_ids])
         anchors = walk[steps]
         U = kernels.complement(packed[anchors], n_iter)
         layers.append((anchors, m.astype(np.float64), kernels.select(U, natural, np.empty_like(U))))
