@@ -3,8 +3,8 @@ as scikit-learn estimators, and the trial that runs it on one grid point.
 
     python run.py --name moons      # an experiment whose "trial" is "algorithm"
 
-Algorithm 2, as transcribed here (the `# [Line N]` comments in this file and in memlab/algo/
-cite these lines):
+Algorithm 2, as transcribed here from the paper's pseudo-code (the `# [Line N]` comments in
+this file and in memlab/algo/ cite the lines of this transcription):
 
     Input: the two classes X- and X+, n = n_iter first-layer neurons, lambda = max_bias
      1: W <- n x d matrix of standard Gaussians; b <- n values uniform in [-lambda, lambda]
@@ -40,15 +40,30 @@ Estimator (Memorizer), fitted attributes:
     neuron_outputs(X) -> (n, k) bool: which second-layer neurons fire
     predict(X), decision_function(X) (max_j (m_j - <Phi(x), 1_I_j>) / m_j, > 0 iff some
     neuron fires; -inf without neurons), score(X, y) (accuracy)
+    n_draws_          how many times line 5 ran (None for the oracle and torch paths)
   more than two classes:
     estimators_       one binary Memorizer per class (classes_ [0, 1] = [rest, that class];
                       same W_ and b_), with the attributes above
     predict(X): the class whose second layer fires; where none or several do, the class
     with the largest decision_function.
+  both: unit_order_ (n_iter,), the order in which scoring packs the units (most informative
+    first, for speed; any order gives the same answers); n_neurons_, the second-layer width.
 
-Trial parameters: PARAMS below.  `method` picks the implementation ("fast": numba on the CPU,
-or PyTorch when `device` is cuda/auto with a GPU; "torch": PyTorch on `device`; "oracle": the
-plain line-by-line version); all give the same neurons for the same seed.
+Implementations (`method`): "fast" (numba kernels on the CPU; PyTorch when `device` is "cuda",
+or "auto" on a machine with a GPU), "torch" (PyTorch on `device`, "cpu" included), "oracle"
+(memlab/algo/oracle.py, plain and slow).  For the same random_state all choose exactly the same
+neurons: every sum they compare is exact (integers for thres; float64 multiples of 2**-24 for
+relu) and the first layer's outputs are canonical (memlab/algo/first_layer.py).  Memory: the
+threshold path keeps the first layer as packed bits (n * n_iter / 8 bytes: 70,000 x 10,000 is
+88 MB); the ReLU path keeps dense float64 outputs (8 * n * n_iter bytes).
+
+Scoring the very array the model was fitted on (the same read-only object, as a trial does
+with its cached dataset) reuses the first layer computed in fit.
+
+Trial: `trial(params)` with PARAMS below; returns score (training accuracy), fit_time and
+score_time (process time, s), first_dim_in (d), first_dim_out = second_dim_in = n_iter,
+second_dim_out (the second-layer width, summed over classes), and per separated class c
+second_dim_in_<c>, second_dim_out_<c> (binary data: only the class classes_[1]).
 """
 from __future__ import annotations
 
@@ -236,26 +251,40 @@ class Memorizer(ClassifierMixin, BaseEstimator):
         if len(self.m_) == 0:
             return np.zeros(len(F), bool)
         if self._packed():
-            UT, m, reach = self._scoring_layer()
-            return kernels.any_fires(F, UT, m, reach)
+            return kernels.any_fires(F, *self._scoring_layer())
         return oracle.second_layer_fires(F, list(self.U_), list(self.m_)).any(axis=1)
+
+    def _best_class(self, F) -> np.ndarray:
+        """argmax over classes of the margins (more than two classes)."""
+        if not self._packed():
+            return np.stack([e._margin(F) for e in self.estimators_], axis=1).argmax(axis=1)
+
+        def make():
+            layers = [e._margin_layer() for e in self.estimators_]
+            UT = np.concatenate([L[0] for L in layers], axis=1)
+            m = np.concatenate([L[1] for L in layers])
+            offsets = np.cumsum([0] + [L[0].shape[1] for L in layers])
+            starts = np.concatenate([L[2][:-1] + o for L, o in zip(layers, offsets)] + [[offsets[-1]]])
+            class_runs = np.cumsum([0] + [len(L[2]) - 1 for L in layers])
+            return np.ascontiguousarray(UT), m, starts.astype(np.int64), class_runs.astype(np.int64)
+        return kernels.best_class(np.ascontiguousarray(F), *self._cached("_cache_classes", make))
 
     def _margin_layer(self):
         """(U word-major, m, run starts) with the neurons sorted by m (see kernels.best_margin)."""
         def make():
             order = np.argsort(self.m_, kind="stable")
             m = self.m_[order]
-            starts = np.concatenate([[0], np.flatnonzero(np.diff(m)) + 1, [len(m)]])
+            starts = np.concatenate([[0], np.flatnonzero(np.diff(m)) + 1, [len(m)]]) if len(m) else np.zeros(1)
             return np.ascontiguousarray(self._ordered_U()[order].T), m, starts.astype(np.int64)
         return self._cached("_cache_margin", make)
 
     def _scoring_layer(self):
-        """(U word-major, m, reach) with the neurons by decreasing reach (see kernels.any_fires)."""
+        """(U, m, reach) with the neurons by decreasing reach (see kernels.any_fires)."""
         def make():
             U = self._ordered_U()
             reach = kernels.row_popcounts(kernels.complement(U, int(self.n_iter))) + self.m_.astype(np.int64)
             order = np.argsort(-reach, kind="stable")
-            return np.ascontiguousarray(U[order].T), self.m_[order].astype(np.int64), reach[order]
+            return np.ascontiguousarray(U[order]), self.m_[order].astype(np.int64), reach[order]
         return self._cached("_cache_scoring", make)
 
     def _margin(self, F) -> np.ndarray:
@@ -311,8 +340,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
             label = fires.argmax(axis=1)
             unclear = np.flatnonzero(fires.sum(axis=1) != 1)
             if len(unclear):
-                margins = np.stack([e._margin(F[unclear]) for e in self.estimators_], axis=1)
-                label[unclear] = margins.argmax(axis=1)
+                label[unclear] = self._best_class(F[unclear])
             parts.append(label)
         label = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         return self.classes_[label]

@@ -164,6 +164,18 @@ def test_relu_outputs_are_quantized():
     assert (A / first_layer.QUANTUM == np.round(A / first_layer.QUANTUM)).all()
 
 
+def test_multiclass_with_an_empty_class_layer():
+    """Class 2's points all repeat points of other classes: its second layer is empty."""
+    X, y = random_data(4, n=120, d=3, classes=2)
+    X3 = np.concatenate([X, X[:40]])
+    y3 = np.concatenate([y, np.full(40, 2)])
+    for method in ("oracle", "fast"):
+        net = Memorizer(n_iter=60, max_bias=0.5, method=method, random_state=0).fit(X3, y3)
+        assert len(net.estimators_[2].m_) == 0
+        np.testing.assert_array_equal(net.predict(X3), net.classes_[net.decision_function(X3).argmax(axis=1)])
+        assert not (net.predict(X3) == 2).any()
+
+
 def test_multiclass_predicts_by_firing_class():
     ds = load_dataset("digits")
     net = Memorizer(n_iter=400, max_bias=1.0, random_state=0).fit(ds.X, ds.y)
@@ -274,8 +286,9 @@ def test_any_fires_and_margins_equal_full_counts(n_bits):
     m = np.maximum(1, np.percentile(sums, 2, axis=0).astype(np.int64) + rng.integers(-1, 3, 700))
     reach = kernels.row_popcounts(anchors) + m
     order = np.argsort(-reach, kind="stable")
-    fires = kernels.any_fires(Z, np.ascontiguousarray(U[order].T), m[order], reach[order])
-    np.testing.assert_array_equal(fires, (sums < m).any(axis=1))
+    for batch in (1, 7, 512):
+        fires = kernels.any_fires(Z, np.ascontiguousarray(U[order]), m[order], reach[order], batch)
+        np.testing.assert_array_equal(fires, (sums < m).any(axis=1))
     assert fires.any() and (n_bits < 64 or not fires.all())
     by_m = np.argsort(m, kind="stable")
     starts = np.concatenate([[0], np.flatnonzero(np.diff(m[by_m])) + 1, [len(m)]])
@@ -295,3 +308,26 @@ def test_scoring_the_training_array_reuses_the_first_layer_and_agrees():
     np.testing.assert_array_equal(clone.predict(ds.X), net.predict(ds.X))
     writable = Memorizer(n_iter=90, max_bias=0.5, random_state=2).fit(ds.X.copy(), ds.y)
     assert "_train" not in writable.__dict__       # a writable array may change before scoring
+
+
+@pytest.mark.parametrize("n_bits", [5, 100])
+def test_best_class_is_argmax_of_margins_ties_and_empty_classes_included(n_bits):
+    rng = np.random.default_rng(n_bits)
+    Z = kernels.from_bool(rng.random((400, n_bits)) < 0.5)
+    layers = []
+    for size in (30, 0, 50, 30):                    # class 1 has no neurons: margin -inf
+        U = kernels.from_bool(rng.random((size, n_bits)) < 0.5)
+        m = rng.integers(1, max(2, n_bits // 3), size).astype(np.float64)
+        by_m = np.argsort(m, kind="stable")
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(m[by_m])) + 1, [size]]) if size else np.array([0])
+        layers.append((np.ascontiguousarray(U[by_m].T), m[by_m], starts.astype(np.int64)))
+    margins = np.stack([kernels.best_margin(Z, *L) if L[1].size else np.full(len(Z), -np.inf)
+                        for L in layers], axis=1)
+    offsets = np.cumsum([0] + [L[0].shape[1] for L in layers])
+    UT = np.ascontiguousarray(np.concatenate([L[0] for L in layers], axis=1))
+    starts = np.concatenate([L[2][:-1] + o for L, o in zip(layers, offsets)] + [[offsets[-1]]]).astype(np.int64)
+    class_runs = np.cumsum([0] + [len(L[2]) - 1 for L in layers]).astype(np.int64)
+    got = kernels.best_class(Z, UT, np.concatenate([L[1] for L in layers]), starts, class_runs)
+    np.testing.assert_array_equal(got, margins.argmax(axis=1))
+    if n_bits == 5:
+        assert (np.sort(margins, axis=1)[:, -1] == np.sort(margins, axis=1)[:, -2]).any()   # ties occur

@@ -53,7 +53,7 @@ def threshold_bits(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     # |float32 dot - exact| <= (d + 2) u sum|x_k w_k| <= (d + 2) u (|x| |w| + |b|) in any
     # summation order; doubled to cover the rounding of this bound itself.
     tol = 2.0 * (d + 2) * F32_EPS
-    xnorm = np.linalg.norm(X, axis=1).astype(np.float32)
+    xnorm = np.sqrt(np.einsum("ij,ij->i", X, X))    # no (n, d) temporary, unlike np.linalg.norm
     wtol = (tol * np.linalg.norm(W.astype(np.float64), axis=1)).astype(np.float32)
     btol = (tol * np.abs(b.astype(np.float64))).astype(np.float32)
     for start in range(0, n, rows):

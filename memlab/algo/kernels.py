@@ -382,32 +382,62 @@ def greedy_packed_batched(PT, walk, N, N_pop, P_pop, max_batch):
 # ----------------------------------------------------------------------------- scoring
 
 @njit(cache=True, nogil=True)
-def any_fires(packed, UT, m, reach):
+def any_fires(packed, U, m, reach, batch=512):
     """(n,) bool: does some second-layer neuron fire, popcount(z & U_j) < m_j?
 
-    UT (w, k): the neurons' U, word-major; m (k,) int64.  reach (k,) = popcount(x_j) + m_j
-    (x_j the neuron's drawn point, U_j = ~x_j), in decreasing order: since
-    popcount(z & ~x_j) >= popcount(z) - popcount(x_j), only neurons with reach > popcount(z)
-    can fire at z, and they are a prefix of the list.
+    U (k, w) row-major with the neurons by decreasing reach = popcount(x_j) + m_j (x_j the
+    neuron's drawn point, U_j = ~x_j): since popcount(z & ~x_j) >= popcount(z) - popcount(x_j),
+    only neurons with reach > popcount(z) can fire at z, a prefix of the list.  `batch` points
+    at a time, word-major, against one neuron at a time, so each neuron is read once per
+    batch; a neuron stops counting once no live point of the batch can get below its m
+    (checked after words 1, 2, 4, 8, ...); points that fired leave the batch.
     """
-    out = np.zeros(packed.shape[0], np.bool_)
+    n, nw = packed.shape
+    out = np.zeros(n, np.bool_)
     neg_reach = -reach
-    acc = np.empty(BLOCK, np.int64)
-    for i in range(packed.shape[0]):
-        x = packed[i]
-        pop = 0
-        for w in range(x.shape[0]):
-            pop += popcount(x[w])
-        k = np.searchsorted(neg_reach, -pop)     # neurons with reach > pop
-        for j0 in range(0, k, BLOCK):
-            j1 = min(j0 + BLOCK, k)
-            if block_counts(UT, x, j0, j1, m, 0, acc):
-                for r in range(j1 - j0):
-                    if acc[r] < 0:
-                        out[i] = True
+    XT = np.empty((nw, batch), np.uint64)
+    acc = np.empty(batch, np.int32)
+    start = np.empty(batch, np.int32)
+    for p0 in range(0, n, batch):
+        b = min(batch, n - p0)
+        min_pop = 1 << 62
+        for c in range(b):
+            pop = 0
+            for w in range(nw):
+                XT[w, c] = packed[p0 + c, w]
+                pop += popcount(packed[p0 + c, w])
+            min_pop = min(min_pop, pop)
+            start[c] = 0
+        left = b
+        k = np.searchsorted(neg_reach, -min_pop)        # neurons that can fire at some point here
+        for j in range(k):
+            u = U[j]
+            mj = np.int32(m[j])
+            for c in range(b):
+                acc[c] = start[c]
+            check = 0
+            alive = True
+            for w in range(nw):
+                uw = u[w]
+                Xw = XT[w]
+                for c in range(b):
+                    acc[c] += np.int32(popcount(Xw[c] & uw))
+                if w == check:
+                    below = 0
+                    for c in range(b):
+                        below += np.int32(acc[c] < mj)
+                    if below == 0:
+                        alive = False
                         break
-            if out[i]:
-                break
+                    check = 2 * check + 1
+            if alive:
+                for c in range(b):
+                    if acc[c] < mj:
+                        out[p0 + c] = True
+                        start[c] = 1 << 28                 # fired: out of the batch
+                        left -= 1
+                if left == 0:
+                    break
     return out
 
 
@@ -438,6 +468,48 @@ def best_margin(packed, UT, m, starts):
             mg = m[starts[g]]
             best = max(best, (mg - lo) / mg)
         out[i] = best
+    return out
+
+
+@njit(cache=True, nogil=True)
+def best_class(packed, UT, m, starts, class_runs):
+    """(n,) the class with the largest margin max_j (m_j - popcount(z & U_j)) / m_j; ties go
+    to the first class, as numpy's argmax over best_margin would.
+
+    UT (w, K) holds every class's neurons, word-major, each class's sorted by m; starts: where
+    each run of equal m begins (K at the end); class_runs[c]..class_runs[c + 1]: class c's runs.
+    A run can only beat the best margin so far with a count below m (1 - best): block_counts
+    stops a block of the run as soon as none of it can.  A class without neurons has margin
+    -inf.
+    """
+    n_classes = class_runs.shape[0] - 1
+    out = np.zeros(packed.shape[0], np.int64)
+    acc = np.empty(BLOCK, np.int64)
+    zeros = np.zeros(UT.shape[1], np.int64)
+    for i in range(packed.shape[0]):
+        x = packed[i]
+        best = -np.inf
+        best_c = 0
+        for c in range(n_classes):
+            for g in range(class_runs[c], class_runs[c + 1]):
+                if starts[g] == starts[g + 1]:
+                    continue
+                mg = m[starts[g]]
+                if best == -np.inf:
+                    limit = 1 << 62
+                else:
+                    limit = np.int64(np.ceil(mg * (1.0 - best))) + 1   # loose: decided exactly below
+                for j0 in range(starts[g], starts[g + 1], BLOCK):
+                    j1 = min(j0 + BLOCK, starts[g + 1])
+                    if block_counts(UT, x, j0, j1, zeros, limit, acc):
+                        for r in range(j1 - j0):
+                            if acc[r] < limit:
+                                v = (mg - acc[r]) / mg
+                                if v > best or (v == best and c < best_c):
+                                    best = v
+                                    best_c = c
+                                    limit = np.int64(np.ceil(mg * (1.0 - best))) + 1
+        out[i] = best_c
     return out
 
 
