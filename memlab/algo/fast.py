@@ -29,7 +29,7 @@ from memlab.algo import first_layer, kernels
 # ----------------------------------------------------------------------------- threshold
 
 WIDE = 4          # words per row from which batches of candidates beat one-at-a-time pruning
-MAX_BATCH = 64
+MAX_BATCH = 256
 
 def informative_order(activity: np.ndarray, n_points: int) -> np.ndarray:
     """Units by decreasing min(active, inactive) count.
