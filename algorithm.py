@@ -266,7 +266,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
             offsets = np.cumsum([0] + [L[0].shape[1] for L in layers])
             starts = np.concatenate([L[2][:-1] + o for L, o in zip(layers, offsets)] + [[offsets[-1]]])
             class_runs = np.cumsum([0] + [len(L[2]) - 1 for L in layers])
-            return np.ascontiguousarray(UT), m, starts.astype(np.int64), class_runs.astype(np.int64)
+            return np.ascontiguousarray(UT.T), m, starts.astype(np.int64), class_runs.astype(np.int64)
         return kernels.best_class(np.ascontiguousarray(F), *self._cached("_cache_classes", make))
 
     def _margin_layer(self):

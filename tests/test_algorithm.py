@@ -327,7 +327,9 @@ def test_best_class_is_argmax_of_margins_ties_and_empty_classes_included(n_bits)
     UT = np.ascontiguousarray(np.concatenate([L[0] for L in layers], axis=1))
     starts = np.concatenate([L[2][:-1] + o for L, o in zip(layers, offsets)] + [[offsets[-1]]]).astype(np.int64)
     class_runs = np.cumsum([0] + [len(L[2]) - 1 for L in layers]).astype(np.int64)
-    got = kernels.best_class(Z, UT, np.concatenate([L[1] for L in layers]), starts, class_runs)
-    np.testing.assert_array_equal(got, margins.argmax(axis=1))
+    for batch in (1, 5, 256):
+        got = kernels.best_class(Z, np.ascontiguousarray(UT.T), np.concatenate([L[1] for L in layers]),
+                                 starts, class_runs, batch)
+        np.testing.assert_array_equal(got, margins.argmax(axis=1))
     if n_bits == 5:
         assert (np.sort(margins, axis=1)[:, -1] == np.sort(margins, axis=1)[:, -2]).any()   # ties occur

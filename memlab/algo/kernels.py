@@ -472,44 +472,65 @@ def best_margin(packed, UT, m, starts):
 
 
 @njit(cache=True, nogil=True)
-def best_class(packed, UT, m, starts, class_runs):
+def best_class(packed, U, m, starts, class_runs, batch=256):
     """(n,) the class with the largest margin max_j (m_j - popcount(z & U_j)) / m_j; ties go
     to the first class, as numpy's argmax over best_margin would.
 
-    UT (w, K) holds every class's neurons, word-major, each class's sorted by m; starts: where
-    each run of equal m begins (K at the end); class_runs[c]..class_runs[c + 1]: class c's runs.
-    A run can only beat the best margin so far with a count below m (1 - best): block_counts
-    stops a block of the run as soon as none of it can.  A class without neurons has margin
-    -inf.
+    U (K, w) holds every class's neurons, each class's sorted by m; starts: where each run of
+    equal m begins (K at the end); class_runs[c]..class_runs[c + 1]: class c's runs.  A class
+    without neurons has margin -inf.  Points go in batches, word-major, against one neuron at
+    a time; a point's count can only beat its best margin so far if it stays below
+    m (1 - best), so a neuron stops counting once no point of the batch can (the bound is
+    loosened by one and every candidate is then decided exactly).
     """
+    n, nw = packed.shape
     n_classes = class_runs.shape[0] - 1
-    out = np.zeros(packed.shape[0], np.int64)
-    acc = np.empty(BLOCK, np.int64)
-    zeros = np.zeros(UT.shape[1], np.int64)
-    for i in range(packed.shape[0]):
-        x = packed[i]
-        best = -np.inf
-        best_c = 0
-        for c in range(n_classes):
-            for g in range(class_runs[c], class_runs[c + 1]):
+    out = np.zeros(n, np.int64)
+    XT = np.empty((nw, batch), np.uint64)
+    acc = np.empty(batch, np.int64)
+    limit = np.empty(batch, np.int64)
+    best = np.empty(batch, np.float64)
+    for p0 in range(0, n, batch):
+        b = min(batch, n - p0)
+        for c in range(b):
+            for w in range(nw):
+                XT[w, c] = packed[p0 + c, w]
+            best[c] = -np.inf
+            out[p0 + c] = 0
+        for cl in range(n_classes):
+            for g in range(class_runs[cl], class_runs[cl + 1]):
                 if starts[g] == starts[g + 1]:
                     continue
                 mg = m[starts[g]]
-                if best == -np.inf:
-                    limit = 1 << 62
-                else:
-                    limit = np.int64(np.ceil(mg * (1.0 - best))) + 1   # loose: decided exactly below
-                for j0 in range(starts[g], starts[g + 1], BLOCK):
-                    j1 = min(j0 + BLOCK, starts[g + 1])
-                    if block_counts(UT, x, j0, j1, zeros, limit, acc):
-                        for r in range(j1 - j0):
-                            if acc[r] < limit:
-                                v = (mg - acc[r]) / mg
-                                if v > best or (v == best and c < best_c):
-                                    best = v
-                                    best_c = c
-                                    limit = np.int64(np.ceil(mg * (1.0 - best))) + 1
-        out[i] = best_c
+                for c in range(b):
+                    limit[c] = (1 << 62) if best[c] == -np.inf else np.int64(np.ceil(mg * (1.0 - best[c]))) + 1
+                for j in range(starts[g], starts[g + 1]):
+                    u = U[j]
+                    for c in range(b):
+                        acc[c] = 0
+                    check = 0
+                    alive = True
+                    for w in range(nw):
+                        uw = u[w]
+                        Xw = XT[w]
+                        for c in range(b):
+                            acc[c] += popcount(Xw[c] & uw)
+                        if w == check:
+                            below = 0
+                            for c in range(b):
+                                below += np.int64(acc[c] < limit[c])
+                            if below == 0:
+                                alive = False
+                                break
+                            check = 2 * check + 1
+                    if alive:
+                        for c in range(b):
+                            if acc[c] < limit[c]:
+                                v = (mg - acc[c]) / mg
+                                if v > best[c]:              # strict: the earlier class keeps a tie
+                                    best[c] = v
+                                    out[p0 + c] = cl
+                                    limit[c] = np.int64(np.ceil(mg * (1.0 - v))) + 1
     return out
 
 
