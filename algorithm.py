@@ -131,7 +131,8 @@ class Memorizer(ClassifierMixin, BaseEstimator):
         fitted = self._second_layers(X, y_idx, targets, walks)
         self.unit_order_ = fitted.get("order", np.arange(self.n_iter))
         draws = fitted.get("draws") or [None] * len(targets)
-        self.__dict__.pop("_train", None)
+        for key in [k for k in self.__dict__ if k == "_train" or k.startswith("_cache")]:
+            del self.__dict__[key]                 # a refit invalidates everything cached
         if "packed" in fitted and not X.flags.writeable:
             # Scoring on this very (read-only, so unchanged) array reuses the first layer.
             self.__dict__["_train"] = (X, fitted["packed"])
@@ -139,6 +140,8 @@ class Memorizer(ClassifierMixin, BaseEstimator):
             self._set_second_layer(*fitted["layers"][0], draws[0])
         else:
             self.estimators_ = [self._binary(*layer, n) for layer, n in zip(fitted["layers"], draws)]
+        for est, U in zip(getattr(self, "estimators_", [self]), fitted.get("ordered_U", [])):
+            est.__dict__["_cache_U"] = U          # U_bits_ in unit_order_, as scoring reads it
         return self
 
     def _check_params(self):
@@ -304,7 +307,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
         X = first_layer.as_rows(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the model was fitted on {self.n_features_in_}")
-        widest = max(int(self.n_iter), self.n_neurons_ if self.method == "oracle" else 0)
+        widest = max(int(self.n_iter), self.n_neurons_ if not self._packed() else 0)   # dense sums: (rows, k)
         rows = max(256, PREDICT_CHUNK_BYTES // (8 * widest))
         for start in range(0, len(X), rows):
             yield self._features(X[start:start + rows])

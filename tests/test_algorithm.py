@@ -333,3 +333,14 @@ def test_best_class_is_argmax_of_margins_ties_and_empty_classes_included(n_bits)
         np.testing.assert_array_equal(got, margins.argmax(axis=1))
     if n_bits == 5:
         assert (np.sort(margins, axis=1)[:, -1] == np.sort(margins, axis=1)[:, -2]).any()   # ties occur
+
+
+def test_refit_forgets_what_was_cached():
+    ds = load_dataset("digits")
+    net = Memorizer(n_iter=80, max_bias=0.5, random_state=0).fit(ds.X, ds.y)
+    net.predict(ds.X)
+    X, y = random_data(2, n=200, d=64, classes=3)
+    net.set_params(random_state=1).fit(X, y)
+    fresh = Memorizer(n_iter=80, max_bias=0.5, random_state=1).fit(X, y)
+    np.testing.assert_array_equal(net.predict(X), fresh.predict(X))
+    np.testing.assert_array_equal(net.predict(ds.X), fresh.predict(ds.X))

@@ -56,7 +56,8 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     y_idx   (n,) class index of each point; targets: the class indices to separate
     walks   per target, its points (indices into X) in draw order
     Returns {"layers": per target (anchors, m, U_bits), "draws": per target, "order": the unit
-    order of "packed", the training points' first layer, packed}.
+    order of "packed", the training points' first layer, packed, and of "ordered_U", the
+    U_bits in that order}.
     """
     n_iter = W.shape[0]
     order = sample_order(X, W, b)
@@ -66,7 +67,7 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     pat = np.ascontiguousarray(pat)
     pid = pid.reshape(-1)
     pop = kernels.row_popcounts(pat)
-    layers, draws = [], []
+    layers, draws, ordered_U = [], [], []
     for t, walk in zip(targets, walks):
         walk = np.asarray(walk, np.int64)
         pos_ids, walk_local = np.unique(pid[walk], return_inverse=True)
@@ -83,7 +84,8 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
         U = kernels.complement(packed[anchors], n_iter)
         layers.append((anchors, m.astype(np.float64), kernels.select(U, natural, np.empty_like(U))))
         draws.append(int(n_draws))
-    return {"layers": layers, "draws": draws, "order": order, "packed": packed}
+        ordered_U.append(U)
+    return {"layers": layers, "draws": draws, "order": order, "packed": packed, "ordered_U": ordered_U}
 
 
 # ----------------------------------------------------------------------------- dense (ReLU)

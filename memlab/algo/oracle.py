@@ -19,7 +19,7 @@ def second_layer_fires(A: np.ndarray, U: list, m: list) -> np.ndarray:
     return sums < np.array(m, dtype=A.dtype)
 
 
-def greedy(A: np.ndarray, positive: np.ndarray, walk) -> tuple[list, list, list]:
+def greedy(A: np.ndarray, positive: np.ndarray, walk, stats: dict | None = None) -> tuple[list, list, list]:
     """The second layer that separates the `positive` points (X+) from the rest (X-).
 
     A        (n, n_iter) first-layer outputs Phi(x) of the training points (dense)
@@ -27,7 +27,7 @@ def greedy(A: np.ndarray, positive: np.ndarray, walk) -> tuple[list, list, list]
     walk     the positive indices in the order of the draws: [Line 5]'s "a random remaining
              candidate" is the first one of `walk` still among the candidates
     Returns (anchors, U, m): per neuron, the drawn point, its inactive units (bool over
-    n_iter) and its threshold.
+    n_iter) and its threshold.  stats["draws"], if given, counts the draws.
     """
     negative = ~np.asarray(positive, bool)
     in_C = np.zeros(len(A), bool)
@@ -41,6 +41,8 @@ def greedy(A: np.ndarray, positive: np.ndarray, walk) -> tuple[list, list, list]
         if not in_C[x]:                                      # [Line 5] draw x: the next point of the
             continue                                         #          walk that is still in C
         in_C[x] = False                                      # [Line 12] C <- C \ {x}
+        if stats is not None:
+            stats["draws"] = stats.get("draws", 0) + 1
         inactive = A[x] == 0                                 # [Line 6] I = {i : Phi(x)_i = 0}
         sums = A @ inactive.astype(A.dtype)                  # <Phi(z), 1_I> for every point z
         m_x = sums[negative].min()                           # [Line 7] m = min over X-
