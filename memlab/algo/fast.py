@@ -9,9 +9,16 @@ shortcuts, none of which changes a neuron:
     of X- (and of X+, for coverage) are counted in blocks, one word at a time for the whole
     block (one vectorized pass, AVX-512 popcount where the CPU has it); a block is dropped as
     soon as its smallest partial count reaches the best so far (kernels.block_counts);
-  * the minimum over X- starts from the negative that gave the previous minimum and visits
+  * narrow layers (under WIDE words: kernels.greedy_packed) take one candidate at a time:
+    the minimum over X- starts from the negative that gave the previous minimum and visits
     X- by increasing popcount, stopping once popcount(z) - popcount(x), a lower bound of
-    every later count, reaches the best so far.
+    every later count, reaches the best so far;
+  * wide layers (kernels.greedy_packed_batched) read X- once for a batch of upcoming live
+    candidates (their m does not depend on what gets covered), then decide the batch in walk
+    order exactly as the plain loop would: one candidate alone would stream all of X-'s
+    bits from memory, and wide counts are too concentrated to prune;
+  * scoring (kernels.any_fires, best_class) runs batches of points against one neuron at a
+    time, and skips neurons whose popcount(x) + m cannot exceed popcount(z).
 Walking one random permutation of X+ and skipping what is covered or already tried draws
 "a random remaining candidate" ([Line 5]) with the paper's distribution.
 
@@ -30,6 +37,7 @@ from memlab.algo import first_layer, kernels
 
 WIDE = 4          # words per row from which batches of candidates beat one-at-a-time pruning
 MAX_BATCH = 256
+
 
 def informative_order(activity: np.ndarray, n_points: int) -> np.ndarray:
     """Units by decreasing min(active, inactive) count.
