@@ -7,7 +7,7 @@ import pytest
 
 import algorithm
 from algorithm import Memorizer, get_model, trial
-from memlab.algo import bits, fast, first_layer, oracle
+from memlab.algo import fast, first_layer, kernels, oracle
 from memlab.datasets import load_dataset
 
 
@@ -23,7 +23,16 @@ def same_network(a: Memorizer, b: Memorizer):
 
 
 def fit_both(X, y, **kw):
-    return [Memorizer(method=m, **kw).fit(X, y) for m in ("oracle", "fast")]
+    """The oracle and the fast path; for thres, the fast path's other kernel must agree too."""
+    oracle_net, fast_net = [Memorizer(method=m, **kw).fit(X, y) for m in ("oracle", "fast")]
+    if kw.get("activation", "thres") == "thres":
+        saved = fast.WIDE
+        fast.WIDE = 1 if saved > 1 else 10**6          # batched <-> one candidate at a time
+        try:
+            same_network(fast_net, Memorizer(method="fast", **kw).fit(X, y))
+        finally:
+            fast.WIDE = saved
+    return oracle_net, fast_net
 
 
 def random_data(seed, n=300, d=5, classes=2):
@@ -68,20 +77,23 @@ def test_fast_equals_oracle_multiclass_random():
         same_network(*fit_both(X, y, n_iter=25, max_bias=0.2, activation=activation, random_state=11))
 
 
-def test_kernel_equals_oracle_on_many_duplicate_patterns():
-    """Few units, many points: patterns repeat, so the dedup and rejected-pattern shortcuts run."""
+@pytest.mark.parametrize("wide", [1, 10**6])
+def test_kernel_equals_oracle_on_many_duplicate_patterns(wide, monkeypatch):
+    """Few units, many points: patterns repeat, so the dedup and rejected-pattern shortcuts run
+    (in both kernels: batches of candidates, and one at a time)."""
+    monkeypatch.setattr(fast, "WIDE", wide)
     rng = np.random.default_rng(5)
     for trial_no in range(20):
         n_iter = int(rng.integers(1, 12))
         mask = rng.random((200, n_iter)) < rng.uniform(0.2, 0.8)
         y = rng.integers(0, 2, 200)
         walk = rng.permutation(np.flatnonzero(y == 1))
-        packed = bits.from_bool(mask)
-        [(anchors, m, U)] = fast.fit_threshold(packed, n_iter, y, [1], [walk])
+        [(anchors, m, U)] = fast.fit_threshold(mask.astype(np.float32) - 0.5, np.eye(n_iter, dtype=np.float32),
+                                               np.zeros(n_iter, np.float32), y, [1], [walk])["layers"]
         o_anchors, o_U, o_m = oracle.greedy(mask.astype(np.float32), y == 1, walk)
         np.testing.assert_array_equal(anchors, o_anchors)
         np.testing.assert_array_equal(m, o_m)
-        np.testing.assert_array_equal(bits.to_bool(U, n_iter), np.array(o_U, bool).reshape(-1, n_iter))
+        np.testing.assert_array_equal(kernels.to_bool(U, n_iter), np.array(o_U, bool).reshape(-1, n_iter))
 
 
 def test_dense_blocks_equal_oracle_when_blocks_waste():
@@ -138,7 +150,7 @@ def test_threshold_bits_are_the_exact_sign():
     X = rng.standard_normal((500, 20)).astype(np.float32)
     X[:10] = 0.0                                   # w.x = 0 exactly: the bias decides
     pre = X.astype(np.float64) @ W.T.astype(np.float64) + b.astype(np.float64)
-    got = bits.to_bool(first_layer.threshold_bits(X, W, b), 70)
+    got = kernels.to_bool(first_layer.threshold_bits(X, W, b), 70)
     np.testing.assert_array_equal(got, pre > 0)
 
 
@@ -150,6 +162,18 @@ def test_relu_outputs_are_quantized():
     exact = np.maximum(X.astype(np.float64) @ W.T.astype(np.float64) + b, 0)
     assert np.abs(A - exact).max() <= first_layer.QUANTUM
     assert (A / first_layer.QUANTUM == np.round(A / first_layer.QUANTUM)).all()
+
+
+def test_multiclass_with_an_empty_class_layer():
+    """Class 2's points all repeat points of other classes: its second layer is empty."""
+    X, y = random_data(4, n=120, d=3, classes=2)
+    X3 = np.concatenate([X, X[:40]])
+    y3 = np.concatenate([y, np.full(40, 2)])
+    for method in ("oracle", "fast"):
+        net = Memorizer(n_iter=60, max_bias=0.5, method=method, random_state=0).fit(X3, y3)
+        assert len(net.estimators_[2].m_) == 0
+        np.testing.assert_array_equal(net.predict(X3), net.classes_[net.decision_function(X3).argmax(axis=1)])
+        assert not (net.predict(X3) == 2).any()
 
 
 def test_multiclass_predicts_by_firing_class():
@@ -246,3 +270,77 @@ def test_moons_reproduces_the_paper():
     assert 0.25 <= p25 <= 0.75
     assert 4.5 <= w0 <= 5.7
     assert 5.5 <= w05 <= 7.0
+
+
+# ------------------------------------------------------------------ kernels
+
+@pytest.mark.parametrize("n_bits", [7, 64, 200, 700])
+def test_any_fires_and_margins_equal_full_counts(n_bits):
+    """Blocks, early stops, the one-by-one finish and the reach prefix against plain counts."""
+    rng = np.random.default_rng(n_bits)
+    Z = kernels.from_bool(rng.random((300, n_bits)) < rng.uniform(0.2, 0.8, n_bits))
+    anchors = kernels.from_bool(rng.random((700, n_bits)) < 0.5)
+    U = kernels.complement(anchors, n_bits)
+    sums = kernels.neuron_sums(Z, U)
+    # thresholds around the typical count, so that some neurons fire and blocks stop at every word
+    m = np.maximum(1, np.percentile(sums, 2, axis=0).astype(np.int64) + rng.integers(-1, 3, 700))
+    reach = kernels.row_popcounts(anchors) + m
+    order = np.argsort(-reach, kind="stable")
+    for batch in (1, 7, 512):
+        fires = kernels.any_fires(Z, np.ascontiguousarray(U[order]), m[order], reach[order], batch)
+        np.testing.assert_array_equal(fires, (sums < m).any(axis=1))
+    assert fires.any() and (n_bits < 64 or not fires.all())
+    by_m = np.argsort(m, kind="stable")
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(m[by_m])) + 1, [len(m)]])
+    margin = kernels.best_margin(Z, np.ascontiguousarray(U[by_m].T), m[by_m].astype(np.float64), starts)
+    np.testing.assert_array_equal(margin, ((m - sums) / m).max(axis=1))
+
+
+def test_scoring_the_training_array_reuses_the_first_layer_and_agrees():
+    import pickle
+    ds = load_dataset("digits")                      # read-only arrays, as every trial gets them
+    net = Memorizer(n_iter=90, max_bias=0.5, random_state=2).fit(ds.X, ds.y)
+    assert "_train" in net.__dict__
+    np.testing.assert_array_equal(net.predict(ds.X), net.predict(ds.X.copy()))
+    np.testing.assert_array_equal(net.decision_function(ds.X), net.decision_function(ds.X.copy()))
+    clone = pickle.loads(pickle.dumps(net))
+    assert "_train" not in clone.__dict__
+    np.testing.assert_array_equal(clone.predict(ds.X), net.predict(ds.X))
+    writable = Memorizer(n_iter=90, max_bias=0.5, random_state=2).fit(ds.X.copy(), ds.y)
+    assert "_train" not in writable.__dict__       # a writable array may change before scoring
+
+
+@pytest.mark.parametrize("n_bits", [5, 100])
+def test_best_class_is_argmax_of_margins_ties_and_empty_classes_included(n_bits):
+    rng = np.random.default_rng(n_bits)
+    Z = kernels.from_bool(rng.random((400, n_bits)) < 0.5)
+    layers = []
+    for size in (30, 0, 50, 30):                    # class 1 has no neurons: margin -inf
+        U = kernels.from_bool(rng.random((size, n_bits)) < 0.5)
+        m = rng.integers(1, max(2, n_bits // 3), size).astype(np.float64)
+        by_m = np.argsort(m, kind="stable")
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(m[by_m])) + 1, [size]]) if size else np.array([0])
+        layers.append((np.ascontiguousarray(U[by_m].T), m[by_m], starts.astype(np.int64)))
+    margins = np.stack([kernels.best_margin(Z, *L) if L[1].size else np.full(len(Z), -np.inf)
+                        for L in layers], axis=1)
+    offsets = np.cumsum([0] + [L[0].shape[1] for L in layers])
+    UT = np.ascontiguousarray(np.concatenate([L[0] for L in layers], axis=1))
+    starts = np.concatenate([L[2][:-1] + o for L, o in zip(layers, offsets)] + [[offsets[-1]]]).astype(np.int64)
+    class_runs = np.cumsum([0] + [len(L[2]) - 1 for L in layers]).astype(np.int64)
+    for batch in (1, 5, 256):
+        got = kernels.best_class(Z, np.ascontiguousarray(UT.T), np.concatenate([L[1] for L in layers]),
+                                 starts, class_runs, batch)
+        np.testing.assert_array_equal(got, margins.argmax(axis=1))
+    if n_bits == 5:
+        assert (np.sort(margins, axis=1)[:, -1] == np.sort(margins, axis=1)[:, -2]).any()   # ties occur
+
+
+def test_refit_forgets_what_was_cached():
+    ds = load_dataset("digits")
+    net = Memorizer(n_iter=80, max_bias=0.5, random_state=0).fit(ds.X, ds.y)
+    net.predict(ds.X)
+    X, y = random_data(2, n=200, d=64, classes=3)
+    net.set_params(random_state=1).fit(X, y)
+    fresh = Memorizer(n_iter=80, max_bias=0.5, random_state=1).fit(X, y)
+    np.testing.assert_array_equal(net.predict(X), fresh.predict(X))
+    np.testing.assert_array_equal(net.predict(ds.X), fresh.predict(ds.X))

@@ -3,14 +3,22 @@
 Threshold activation (numba, packed bits).  After Thres the first layer's output is a bit row,
 and <Phi(z), 1_I> with I = the candidate's inactive units is popcount(z & ~candidate).  Exact
 shortcuts, none of which changes a neuron:
-  * units constant over the training set are dropped: one active everywhere is never in I,
-    one inactive everywhere adds 0 to every sum;
   * points with the same bit pattern are one pattern: a pattern already drawn and rejected
     (m = 0) would be rejected again, a covered pattern is covered for all its points;
-  * the minimum over X- starts from the negative that gave the previous minimum, visits the
-    negatives by increasing popcount and stops once popcount(z) - popcount(candidate), a lower
-    bound of every later count, reaches the best so far; each count stops as soon as it
-    reaches the best so far (`bits.count_below`).
+  * the units are reordered, the most informative first (informative_order), and the rows
+    of X- (and of X+, for coverage) are counted in blocks, one word at a time for the whole
+    block (one vectorized pass, AVX-512 popcount where the CPU has it); a block is dropped as
+    soon as its smallest partial count reaches the best so far (kernels.block_counts);
+  * narrow layers (under WIDE words: kernels.greedy_packed) take one candidate at a time:
+    the minimum over X- starts from the negative that gave the previous minimum and visits
+    X- by increasing popcount, stopping once popcount(z) - popcount(x), a lower bound of
+    every later count, reaches the best so far;
+  * wide layers (kernels.greedy_packed_batched) read X- once for a batch of upcoming live
+    candidates (their m does not depend on what gets covered), then decide the batch in walk
+    order exactly as the plain loop would: one candidate alone would stream all of X-'s
+    bits from memory, and wide counts are too concentrated to prune;
+  * scoring (kernels.any_fires, best_class) runs batches of points against one neuron at a
+    time, and skips neurons whose popcount(x) + m cannot exceed popcount(z).
 Walking one random permutation of X+ and skipping what is covered or already tried draws
 "a random remaining candidate" ([Line 5]) with the paper's distribution.
 
@@ -22,123 +30,70 @@ many candidates a block wastes.  The sums are exact (see first_layer.QUANTUM).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from memlab.algo import bits
-
-_BIG = 1 << 62
-
+from memlab.algo import first_layer, kernels
 
 # ----------------------------------------------------------------------------- threshold
 
-@njit(cache=True, nogil=True)
-def _greedy_packed(pat, pat_pop, walk_pid, pos_pats, neg, neg_pop):
-    """Algorithm 2's loop over bit patterns.  Returns (walk positions that became neurons, m)."""
-    nw = pat.shape[1]
-    n_neg = neg.shape[0]
-    done = np.zeros(pat.shape[0], np.bool_)       # pattern covered, or drawn and rejected
-    uncovered = pos_pats.copy()                   # the universe, as distinct patterns
-    n_uncovered = uncovered.shape[0]
-    steps = np.empty(walk_pid.shape[0], np.int64)
-    ms = np.empty(walk_pid.shape[0], np.int64)
-    k = 0
-    u = np.empty(nw, np.uint64)
-    last = 0
-    for t in range(walk_pid.shape[0]):
-        if n_uncovered == 0:                      # [Line 4] nothing left to cover
-            break
-        p = walk_pid[t]
-        if done[p]:                               # not a remaining candidate
-            continue
-        done[p] = True                            # [Line 12]
-        for w in range(nw):                       # [Line 6] I = inactive units of x
-            u[w] = ~pat[p, w]
-        best = bits.count_below(neg[last], u, _BIG)
-        pop_p = pat_pop[p]
-        if best > 0:                              # [Line 7] m = min over X- of |z & I|
-            for a in range(n_neg):
-                if neg_pop[a] - pop_p >= best:
-                    break
-                s = bits.count_below(neg[a], u, best)
-                if s < best:
-                    best = s
-                    last = a
-                    if best == 0:
-                        break
-        if best == 0:                             # [Line 8]
-            continue
-        steps[k] = t                              # [Line 9]
-        ms[k] = best
-        k += 1
-        i = 0
-        while i < n_uncovered:                    # [Lines 10-11] drop what it covers
-            q = uncovered[i]
-            if bits.count_below(pat[q], u, best) < best:
-                done[q] = True
-                n_uncovered -= 1
-                uncovered[i] = uncovered[n_uncovered]
-            else:
-                i += 1
-    return steps[:k], ms[:k]
+WIDE = 4          # words per row from which batches of candidates beat one-at-a-time pruning
+MAX_BATCH = 256
 
 
-def varying_units(packed: np.ndarray, n_bits: int) -> np.ndarray:
-    """Indices of the units that are active for some training points and inactive for others."""
-    some = np.bitwise_or.reduce(packed, axis=0, keepdims=True)
-    every = np.bitwise_and.reduce(packed, axis=0, keepdims=True)
-    return np.flatnonzero(bits.to_bool(some & ~every, n_bits)[0])
+def informative_order(activity: np.ndarray, n_points: int) -> np.ndarray:
+    """Units by decreasing min(active, inactive) count.
 
-
-def fit_threshold(packed: np.ndarray, n_iter: int, y_idx: np.ndarray, targets, walks) -> list:
-    """Second layers for each target class (one vs the rest) from the packed first layer.
-
-    packed  (n, n_words(n_iter)) canonical first-layer bits of the training points
-    y_idx   (n,) class index of each point; targets: the class indices to separate
-    walks   per target, its points (indices into packed) in draw order
-    Returns per target (anchors, m, U_bits).
+    The first words of a packed row then hold the units that best tell points apart, so the
+    partial counts of kernels.block_counts rise fastest and most blocks stop early; units
+    constant on the data (adding 0 to every sum, or never in any I) end up last, where the
+    counting rarely gets.  Any order gives the same sums.
     """
-    units = varying_units(packed, n_iter)
-    if len(units) < n_iter:
-        compact = bits.select(packed, units, np.empty((len(packed), bits.n_words(len(units))), np.uint64))
-    else:
-        compact = packed
-    pat, pid = np.unique(compact, axis=0, return_inverse=True)
+    balance = np.minimum(activity, n_points - activity)
+    return np.argsort(-balance, kind="stable")
+
+
+def sample_order(X: np.ndarray, W: np.ndarray, b: np.ndarray, rows: int = 2048) -> np.ndarray:
+    """informative_order estimated on evenly spaced rows of X (it only has to be a good order)."""
+    sample = X[:: max(1, len(X) // rows)]
+    activity = kernels.column_counts(first_layer.threshold_bits(sample, W, b), W.shape[0])
+    return informative_order(activity, len(sample))
+
+
+def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray, targets, walks) -> dict:
+    """Second layers for each target class (one vs the rest), threshold activation.
+
+    y_idx   (n,) class index of each point; targets: the class indices to separate
+    walks   per target, its points (indices into X) in draw order
+    Returns {"layers": per target (anchors, m, U_bits), "draws": per target, "order": the unit
+    order of "packed", the training points' first layer, packed, and of "ordered_U", the
+    U_bits in that order}.
+    """
+    n_iter = W.shape[0]
+    order = sample_order(X, W, b)
+    packed = first_layer.threshold_bits(X, np.ascontiguousarray(W[order]), b[order])   # [Line 2]
+    natural = np.argsort(order).astype(np.int64)
+    pat, pid = np.unique(packed, axis=0, return_inverse=True)
     pat = np.ascontiguousarray(pat)
     pid = pid.reshape(-1)
-    pat_pop = bits.row_popcounts(pat)
-    out = []
+    pop = kernels.row_popcounts(pat)
+    layers, draws, ordered_U = [], [], []
     for t, walk in zip(targets, walks):
         walk = np.asarray(walk, np.int64)
+        pos_ids, walk_local = np.unique(pid[walk], return_inverse=True)
         neg_ids = np.unique(pid[y_idx != t])
-        neg_ids = neg_ids[np.argsort(pat_pop[neg_ids], kind="stable")]
-        steps, m = _greedy_packed(pat, pat_pop, pid[walk], np.unique(pid[walk]),
-                                  np.ascontiguousarray(pat[neg_ids]), pat_pop[neg_ids])
+        neg_ids = neg_ids[np.argsort(pop[neg_ids], kind="stable")]
+        PT, walk_pat = np.ascontiguousarray(pat[pos_ids].T), walk_local.reshape(-1)
+        if pat.shape[1] >= WIDE:
+            steps, m, n_draws = kernels.greedy_packed_batched(PT, walk_pat, np.ascontiguousarray(pat[neg_ids]),
+                                                              pop[neg_ids], pop[pos_ids], MAX_BATCH)
+        else:
+            steps, m, n_draws = kernels.greedy_packed(PT, walk_pat, np.ascontiguousarray(pat[neg_ids].T),
+                                                      pop[neg_ids], pop[pos_ids])
         anchors = walk[steps]
-        out.append((anchors, m.astype(np.float64), bits.complement(packed[anchors], n_iter)))
-    return out
-
-
-@njit(cache=True, nogil=True)
-def any_fires(packed, U, m):
-    """(n,) bool: does some second-layer neuron fire (popcount(z & U_j) < m_j)?"""
-    out = np.zeros(packed.shape[0], np.bool_)
-    for i in range(packed.shape[0]):
-        for j in range(U.shape[0]):
-            if bits.count_below(packed[i], U[j], m[j]) < m[j]:
-                out[i] = True
-                break
-    return out
-
-
-@njit(cache=True, nogil=True)
-def neuron_sums(packed, U):
-    """(n, k) int64: <Phi(z), 1_U_j> = popcount(z & U_j) for every point and neuron."""
-    out = np.zeros((packed.shape[0], U.shape[0]), np.int64)
-    for i in range(packed.shape[0]):
-        for j in range(U.shape[0]):
-            for w in range(U.shape[1]):
-                out[i, j] += bits.popcount(packed[i, w] & U[j, w])
-    return out
+        U = kernels.complement(packed[anchors], n_iter)
+        layers.append((anchors, m.astype(np.float64), kernels.select(U, natural, np.empty_like(U))))
+        draws.append(int(n_draws))
+        ordered_U.append(U)
+    return {"layers": layers, "draws": draws, "order": order, "packed": packed, "ordered_U": ordered_U}
 
 
 # ----------------------------------------------------------------------------- dense (ReLU)
@@ -205,12 +160,12 @@ def greedy_dense(A: np.ndarray, positive: np.ndarray, walk) -> tuple[np.ndarray,
     return np.array(anchors, np.int64), np.array(ms, np.float64)
 
 
-def fit_dense(A_full: np.ndarray, y_idx: np.ndarray, targets, walks) -> list:
+def fit_dense(A_full: np.ndarray, y_idx: np.ndarray, targets, walks) -> dict:
     """Second layers per target class from dense outputs (n, n_iter); see fit_threshold."""
     varying = np.flatnonzero((A_full > 0).any(axis=0) & (A_full == 0).any(axis=0))
     A = np.ascontiguousarray(A_full[:, varying]) if len(varying) < A_full.shape[1] else A_full
-    out = []
+    layers = []
     for t, walk in zip(targets, walks):
         anchors, m = greedy_dense(A, y_idx == t, walk)
-        out.append((anchors, m, bits.from_bool(A_full[anchors] == 0)))
-    return out
+        layers.append((anchors, m, kernels.from_bool(A_full[anchors] == 0)))
+    return {"layers": layers}

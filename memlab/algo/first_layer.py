@@ -16,9 +16,7 @@ from one library (or GPU) to the next, so a point within rounding of a hyperplan
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
-
-from memlab.algo import bits
+from memlab.algo import kernels
 
 QUANTUM = 2.0 ** -24
 CHUNK_BYTES = 16 << 20          # work buffer per chunk of rows
@@ -44,46 +42,25 @@ def _chunk_rows(n_iter: int, itemsize: int) -> int:
     return max(16, CHUNK_BYTES // max(1, n_iter * itemsize))
 
 
-@njit(cache=True, nogil=True)
-def _pack_signs(pre, b, Xc, W, xnorm, wnorm, tol, out):
-    """out[i] packs [pre[i, j] + b[j] > 0], the near-zero entries decided in float64."""
-    rows, n_units = pre.shape
-    one = np.uint64(1)
-    for i in range(rows):
-        for w in range(out.shape[1]):
-            out[i, w] = 0
-        for j in range(n_units):
-            v = pre[i, j] + b[j]
-            if abs(v) <= tol * (xnorm[i] * wnorm[j] + abs(b[j])):
-                s = np.float64(b[j])
-                for k in range(Xc.shape[1]):
-                    s += np.float64(Xc[i, k]) * np.float64(W[j, k])
-                active = s > 0
-            else:
-                active = v > 0
-            if active:
-                out[i, j >> 6] |= one << np.uint64(j & 63)
-    return out
-
-
 def threshold_bits(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Thres(W x + b) for every row of X, packed: (n, n_words(n_iter)) uint64."""
     X = as_rows(X)
     n, d = X.shape
     n_iter = W.shape[0]
-    out = np.empty((n, bits.n_words(n_iter)), np.uint64)
+    out = np.empty((n, kernels.n_words(n_iter)), np.uint64)
     rows = _chunk_rows(n_iter, 4)
     buf = np.empty((min(rows, n), n_iter), np.float32)
-    xnorm = np.linalg.norm(X, axis=1).astype(np.float64)
-    wnorm = np.linalg.norm(W, axis=1).astype(np.float64)
-    # |float32 dot - exact| <= (d + 2) u sum|x_k w_k| <= (d + 2) u (|x| |w| + |b|), any order;
-    # doubled for the norms' own rounding.
+    # |float32 dot - exact| <= (d + 2) u sum|x_k w_k| <= (d + 2) u (|x| |w| + |b|) in any
+    # summation order; doubled to cover the rounding of this bound itself.
     tol = 2.0 * (d + 2) * F32_EPS
+    xnorm = np.sqrt(np.einsum("ij,ij->i", X, X))    # no (n, d) temporary, unlike np.linalg.norm
+    wtol = (tol * np.linalg.norm(W.astype(np.float64), axis=1)).astype(np.float32)
+    btol = (tol * np.abs(b.astype(np.float64))).astype(np.float32)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         pre = buf[: stop - start]
         np.matmul(X[start:stop], W.T, out=pre)
-        _pack_signs(pre, b, X[start:stop], W, xnorm[start:stop], wnorm, tol, out[start:stop])
+        kernels.pack_signs(pre, b, X[start:stop], W, xnorm[start:stop], wtol, btol, out[start:stop])
     return out
 
 
@@ -120,5 +97,5 @@ def dense_outputs(X, W, b, activation: str) -> np.ndarray:
     """
     if activation == "thres":
         packed = threshold_bits(X, W, b)
-        return bits.unpack(packed, W.shape[0], np.empty((packed.shape[0], W.shape[0]), np.float32))
+        return kernels.unpack(packed, W.shape[0], np.empty((packed.shape[0], W.shape[0]), np.float32))
     return relu_outputs(X, W, b)

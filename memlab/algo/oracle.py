@@ -1,8 +1,9 @@
 """Algorithm 2's greedy second layer, line by line: the oracle every faster path is tested against.
 
-Written the way the paper's reference code works: for each drawn candidate a matrix-vector
-product over all points, and after each new neuron the whole second layer recomputed to find
-what it covers.  Slow (about n * n_iter per candidate plus n * n_iter * k per neuron) but plain.
+Written the way the paper's reference code works: for each drawn candidate one float
+matrix-vector product over all points (its sums give both m and what the new neuron covers),
+and predictions from the whole second layer's dense transform (second_layer_fires).  About
+n * n_iter operations per drawn candidate: slow, but plain.
 The `# [Line N]` comments follow the transcription of Algorithm 2 in algorithm.py's docstring.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ def second_layer_fires(A: np.ndarray, U: list, m: list) -> np.ndarray:
     return sums < np.array(m, dtype=A.dtype)
 
 
-def greedy(A: np.ndarray, positive: np.ndarray, walk) -> tuple[list, list, list]:
+def greedy(A: np.ndarray, positive: np.ndarray, walk, stats: dict | None = None) -> tuple[list, list, list]:
     """The second layer that separates the `positive` points (X+) from the rest (X-).
 
     A        (n, n_iter) first-layer outputs Phi(x) of the training points (dense)
@@ -26,22 +27,31 @@ def greedy(A: np.ndarray, positive: np.ndarray, walk) -> tuple[list, list, list]
     walk     the positive indices in the order of the draws: [Line 5]'s "a random remaining
              candidate" is the first one of `walk` still among the candidates
     Returns (anchors, U, m): per neuron, the drawn point, its inactive units (bool over
-    n_iter) and its threshold.
+    n_iter) and its threshold.  stats["draws"], if given, counts the draws.
     """
     negative = ~np.asarray(positive, bool)
-    candidates = [int(i) for i in walk]                      # [Line 3] C <- X+
-    universe = set(candidates)                               # [Line 3] points not yet covered
+    in_C = np.zeros(len(A), bool)
+    in_C[np.asarray(walk, np.int64)] = True                  # [Line 3] C <- X+
+    in_U = in_C.copy()                                       # [Line 3] U <- X+ (not yet covered)
+    n_U = int(in_U.sum())
     anchors, U, m = [], [], []
-    while candidates and universe:                           # [Line 4]
-        x = candidates.pop(0)                                # [Line 5] draw x from C; [Line 12] C <- C \ {x}
+    for x in walk:                                           # [Line 4] while C and U are not empty:
+        if n_U == 0:
+            break
+        if not in_C[x]:                                      # [Line 5] draw x: the next point of the
+            continue                                         #          walk that is still in C
+        in_C[x] = False                                      # [Line 12] C <- C \ {x}
+        if stats is not None:
+            stats["draws"] = stats.get("draws", 0) + 1
         inactive = A[x] == 0                                 # [Line 6] I = {i : Phi(x)_i = 0}
         sums = A @ inactive.astype(A.dtype)                  # <Phi(z), 1_I> for every point z
         m_x = sums[negative].min()                           # [Line 7] m = min over X-
         if m_x > 0:                                          # [Line 8]
-            anchors.append(x)                                # [Line 9] new neuron: fires iff <Phi(z), 1_I> < m
+            anchors.append(int(x))                           # [Line 9] new neuron: fires iff <Phi(z), 1_I> < m
             U.append(inactive)
             m.append(m_x)
-            covered = second_layer_fires(A, U, m).any(axis=1) & ~negative
-            universe -= set(np.flatnonzero(covered).tolist())      # [Line 10]
-            candidates = [c for c in candidates if not covered[c]]  # [Line 11]
+            covered = (sums < m_x) & in_U                    # the points of U it fires at (x among them)
+            in_U &= ~covered                                 # [Line 10]
+            in_C &= ~covered                                 # [Line 11]
+            n_U -= int(covered.sum())
     return anchors, U, m

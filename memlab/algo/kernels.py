@@ -1,0 +1,545 @@
+"""Every numba kernel of Algorithm 2, in one module.
+
+One module because numba's on-disk cache is invalidated by the source file of the function it
+compiled: a kernel that inlines a helper from another file would keep running the helper's
+old code after an edit.
+
+Packed bit rows: 64 first-layer units per uint64 word; unit j of a row lives in word j // 64
+at bit j % 64.  Padding bits past the last unit are 0, so AND-ing two rows and counting never
+sees them.  "Word-major" arrays are transposed: T[w, r] is word w of row r, so one word of
+many rows is one contiguous, vectorizable pass.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def popcount(typingctx, x):
+    """The CPU's popcount instruction (llvm.ctpop) on one uint64 word, as int64."""
+    if not isinstance(x, types.Integer) or x.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return types.int64(x), codegen
+
+
+def n_words(n_bits: int) -> int:
+    return (n_bits + 63) // 64
+
+
+@njit(cache=True, nogil=True)
+def count_below(a, u, limit):
+    """popcount(a & u) if it is below `limit`, else some value >= limit (stops counting early).
+
+    The greedy loop only asks "is this count below the best so far?", and counts only grow
+    word by word, so most rows are rejected after their first word.
+    """
+    s = 0
+    for w in range(a.shape[0]):
+        s += popcount(a[w] & u[w])
+        if s >= limit:
+            return s
+    return s
+
+
+@njit(inline="always")
+def block_counts(T, u, r0, r1, base, limit, acc):
+    """acc[r] = popcount(row r0 + r & u) - base[r0 + r] for the rows r0..r1-1 of T, where it is
+    below `limit`; rows whose acc is >= limit may hold a partial count (still >= limit).
+
+    T is word-major (T[w, r] = word w of row r), so each word is one vectorized pass over the
+    block.  Counts only grow, so once the block's smallest partial count reaches `limit`
+    nothing in it can end below: returns False.  Once few rows are still below, they are
+    finished one by one.  The most informative units come first (fast.informative_order),
+    so most blocks stop after a word or two.
+    """
+    n = r1 - r0
+    nw = T.shape[0]
+    b = base[r0:r1]                 # 1-D slices: indices from range() let LLVM vectorize
+    for w in range(nw):
+        uw = u[w]
+        Tw = T[w, r0:r1]
+        below = 0
+        if w == 0:
+            for r in range(n):
+                v = popcount(Tw[r] & uw) - b[r]
+                acc[r] = v
+                below += np.int64(v < limit)
+        else:
+            for r in range(n):
+                v = acc[r] + popcount(Tw[r] & uw)
+                acc[r] = v
+                below += np.int64(v < limit)
+        if below == 0:
+            return False
+        if below * 16 <= n:         # few left: finish them one by one
+            for r in range(n):
+                if acc[r] < limit:
+                    for w2 in range(w + 1, nw):
+                        acc[r] += popcount(T[w2, r0 + r] & u[w2])
+                        if acc[r] >= limit:
+                            break
+            return True
+    return True
+
+
+@njit(cache=True, nogil=True)
+def column_counts(packed, n_bits):
+    """(n_bits,) how many rows have each unit active."""
+    out = np.zeros(n_bits, np.int64)
+    one = np.uint64(1)
+    for i in range(packed.shape[0]):
+        for j in range(n_bits):
+            out[j] += (packed[i, j >> 6] >> np.uint64(j & 63)) & one
+    return out
+
+
+@njit(cache=True, nogil=True)
+def pack(mask, out):
+    """Bool rows (n, n_bits) -> packed words `out` (n, n_words(n_bits))."""
+    n, n_bits = mask.shape
+    one = np.uint64(1)
+    for i in range(n):
+        for w in range(out.shape[1]):
+            out[i, w] = 0
+        for j in range(n_bits):
+            if mask[i, j]:
+                out[i, j >> 6] |= one << np.uint64(j & 63)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def unpack(bits, n_bits, out):
+    """Packed words (n, n_words) -> 0/1 rows `out` (n, n_bits) of out's dtype."""
+    one = np.uint64(1)
+    for i in range(bits.shape[0]):
+        for j in range(n_bits):
+            out[i, j] = (bits[i, j >> 6] >> np.uint64(j & 63)) & one
+    return out
+
+
+@njit(cache=True, nogil=True)
+def select(bits, units, out):
+    """Keep only the listed units (in that order): out[i] packs bits[i, units]."""
+    one = np.uint64(1)
+    for i in range(bits.shape[0]):
+        for w in range(out.shape[1]):
+            out[i, w] = 0
+        for k in range(units.shape[0]):
+            j = units[k]
+            if (bits[i, j >> 6] >> np.uint64(j & 63)) & one:
+                out[i, k >> 6] |= one << np.uint64(k & 63)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def row_popcounts(bits):
+    out = np.zeros(bits.shape[0], np.int64)
+    for i in range(bits.shape[0]):
+        for w in range(bits.shape[1]):
+            out[i] += popcount(bits[i, w])
+    return out
+
+
+def complement(bits: np.ndarray, n_bits: int) -> np.ndarray:
+    """~bits with the padding bits kept at 0 (the inactive units of each row)."""
+    out = ~bits
+    tail = n_bits % 64
+    if tail:
+        out[:, -1] &= np.uint64((1 << tail) - 1)
+    return out
+
+
+def to_bool(bits: np.ndarray, n_bits: int) -> np.ndarray:
+    return unpack(bits, n_bits, np.empty((bits.shape[0], n_bits), np.bool_))
+
+
+def from_bool(mask: np.ndarray) -> np.ndarray:
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    return pack(mask, np.empty((mask.shape[0], n_words(mask.shape[1])), np.uint64))
+
+
+# ----------------------------------------------------------------------------- first layer
+
+@njit(cache=True, nogil=True)
+def pack_signs(pre, b, Xc, W, xnorm, wtol, btol, out):
+    """out[i] packs [pre[i, j] + b[j] > 0]; pre (rows, units) float32 is overwritten.
+
+    Where |pre + b| <= xnorm[i] * wtol[j] + btol[j] (a bound on the float32 product's rounding
+    error) the float32 sign is not trusted and the sign of a float64 dot product is used.
+    """
+    rows, n_units = pre.shape
+    for i in range(rows):
+        row = pre[i]
+        xi = xnorm[i]
+        unsure = 0
+        for j in range(n_units):
+            v = row[j] + b[j]
+            row[j] = v
+            unsure += np.int64(abs(v) <= xi * wtol[j] + btol[j])
+        if unsure:
+            for j in range(n_units):
+                if abs(row[j]) <= xi * wtol[j] + btol[j]:
+                    s = np.float64(b[j])
+                    for k in range(Xc.shape[1]):
+                        s += np.float64(Xc[i, k]) * np.float64(W[j, k])
+                    row[j] = np.float32(1.0) if s > 0 else np.float32(-1.0)
+        for w in range(out.shape[1]):
+            word = np.uint64(0)
+            lo = w * 64
+            for j in range(lo, min(lo + 64, n_units)):
+                word |= np.uint64(row[j] > 0) << np.uint64(j - lo)
+            out[i, w] = word
+    return out
+
+
+# ----------------------------------------------------------------------------- Algorithm 2, threshold
+
+BLOCK = 256                   # rows counted together, one word at a time (block_counts)
+REMAINING, REJECTED, COVERED = 0, 1, 2
+
+
+@njit(cache=True, nogil=True)
+def greedy_packed(PT, walk, NT, N_pop, P_pop):
+    """Algorithm 2's loop for one class, over distinct bit patterns.
+
+    PT     (w, n_p) the distinct patterns of X+, word-major; walk: the pattern of each draw
+    NT     (w, n_n) the distinct patterns of X-, word-major, by increasing popcount
+    N_pop, P_pop  their popcounts
+    Returns (walk positions that became neurons, their m, how many draws [Line 5] were made).
+    """
+    nw, n_p = PT.shape
+    n_n = NT.shape[1]
+    zeros = np.zeros(max(n_p, n_n), np.int64)
+    acc = np.empty(BLOCK, np.int64)
+    state = np.zeros(n_p, np.int8)
+    n_uncovered = n_p
+    steps = np.empty(walk.shape[0], np.int64)
+    ms = np.empty(walk.shape[0], np.int64)
+    k = 0
+    draws = 0
+    u = np.empty(nw, np.uint64)
+    last = 0
+    for t in range(walk.shape[0]):
+        if n_uncovered == 0:                      # [Line 4] nothing left to cover
+            break
+        p = walk[t]
+        if state[p] == COVERED:                   # not a remaining candidate
+            continue
+        draws += 1                                # [Line 5]
+        if state[p] == REJECTED:                  # its pattern was drawn before: m = 0 again
+            continue
+        state[p] = REJECTED                       # [Line 12] (covered below if it gets a neuron)
+        best = 0
+        for w in range(nw):                       # [Line 6] I = the inactive units of x
+            u[w] = ~PT[w, p]
+            best += popcount(NT[w, last] & u[w])
+        a0 = 0
+        while best > 0 and a0 < n_n:              # [Line 7] m = min over X- of |z & I|
+            if N_pop[a0] - P_pop[p] >= best:      # |z & I| >= |z| - |x| for every z from here on
+                break
+            a1 = min(a0 + BLOCK, n_n)
+            if block_counts(NT, u, a0, a1, zeros, best, acc):
+                for r in range(a1 - a0):
+                    if acc[r] < best:
+                        best = acc[r]
+                        last = a0 + r
+            a0 = a1
+        if best == 0:                             # [Line 8]
+            continue
+        steps[k] = t                              # [Line 9]
+        ms[k] = best
+        k += 1
+        n_uncovered -= cover(PT, u, best, state, zeros, acc)    # [Lines 10-11]
+    return steps[:k], ms[:k], draws
+
+
+@njit(inline="always")
+def cover(PT, u, m, state, zeros, acc):
+    """Mark COVERED every pattern of X+ with popcount(z & u) < m; returns how many were new."""
+    n_p = PT.shape[1]
+    new = 0
+    for q0 in range(0, n_p, BLOCK):
+        q1 = min(q0 + BLOCK, n_p)
+        if block_counts(PT, u, q0, q1, zeros, m, acc):
+            for r in range(q1 - q0):
+                if acc[r] < m and state[q0 + r] != COVERED:
+                    state[q0 + r] = COVERED
+                    new += 1
+    return new
+
+
+@njit(inline="always")
+def batch_min(N, N_pop, UT, B, pop_max, best, acc):
+    """best[c] = min over rows z of N of popcount(z & U_c), for the B columns of UT at once.
+
+    Reading each row of X- once for a whole batch of candidates is what makes wide first
+    layers fast: one candidate alone streams all of X-'s bits from memory (40 MB at
+    n_iter = 5000 on MNIST) and the counts there are too concentrated to prune.
+    """
+    nw = UT.shape[0]
+    worst = 0
+    for c in range(B):
+        best[c] = 1 << 30
+    worst = 1 << 30
+    for a in range(N.shape[0]):
+        if N_pop[a] - pop_max >= worst:         # |z & ~x_c| >= |z| - |x_c| >= worst >= best[c]
+            break
+        z = N[a]
+        for c in range(B):
+            acc[c] = 0
+        check = 0
+        for w in range(nw):
+            zw = z[w]
+            Uw = UT[w]
+            for c in range(B):
+                acc[c] += np.int32(popcount(Uw[c] & zw))
+            if w == check:                      # after words 1, 2, 4, 8, ...: can z still
+                below = 0                       # lower some candidate's minimum?
+                for c in range(B):
+                    below += np.int32(acc[c] < best[c])
+                if below == 0:
+                    break
+                check = 2 * check + 1
+        for c in range(B):
+            best[c] = min(best[c], acc[c])
+        if (a & 63) == 63:
+            worst = 0
+            for c in range(B):
+                worst = max(worst, best[c])
+            if worst == 0:
+                break
+
+
+@njit(cache=True, nogil=True)
+def greedy_packed_batched(PT, walk, N, N_pop, P_pop, max_batch):
+    """greedy_packed with the minimum over X- computed for batches of upcoming candidates.
+
+    The batch holds the next live candidates of the walk; their m does not depend on what
+    is covered, so the batch is then decided one by one in walk order exactly as the plain
+    loop would (a member covered by an earlier member's neuron is skipped, its m unused).
+    N is row-major here (rows of X-, by increasing popcount).
+    """
+    nw, n_p = PT.shape
+    zeros = np.zeros(n_p, np.int64)
+    acc = np.empty(BLOCK, np.int64)
+    acc32 = np.empty(max_batch, np.int32)
+    best = np.empty(max_batch, np.int32)
+    UT = np.empty((nw, max_batch), np.uint64)
+    cand = np.empty(max_batch, np.int64)
+    where = np.empty(max_batch, np.int64)
+    state = np.zeros(n_p, np.int8)
+    n_uncovered = n_p
+    steps = np.empty(walk.shape[0], np.int64)
+    ms = np.empty(walk.shape[0], np.int64)
+    u = np.empty(nw, np.uint64)
+    k = 0
+    draws = 0
+    t = 0
+    size = 8
+    while t < walk.shape[0] and n_uncovered > 0:          # [Line 4]
+        B = 0
+        pop_max = 0
+        while t < walk.shape[0] and B < size:             # the next live candidates [Line 5]
+            p = walk[t]
+            if state[p] != COVERED:
+                cand[B] = p
+                where[B] = t
+                pop_max = max(pop_max, P_pop[p])
+                for w in range(nw):                       # [Line 6]
+                    UT[w, B] = ~PT[w, p]
+                B += 1
+            t += 1
+        batch_min(N, N_pop, UT, B, pop_max, best, acc32)  # [Line 7] for the whole batch
+        wasted = 0
+        for j in range(B):
+            p = cand[j]
+            if state[p] == COVERED or n_uncovered == 0:   # covered by an earlier member's neuron
+                wasted += 1
+                continue
+            draws += 1                                    # [Line 5] x = this member
+            if best[j] == 0:                              # [Line 8]
+                state[p] = REJECTED                       # [Line 12]
+                continue
+            steps[k] = where[j]                           # [Line 9]
+            ms[k] = best[j]
+            k += 1
+            for w in range(nw):
+                u[w] = UT[w, j]
+            n_uncovered -= cover(PT, u, np.int64(best[j]), state, zeros, acc)   # [Lines 10-11]
+        if wasted * 4 > B:
+            size = max(1, size // 2)
+        elif wasted == 0:
+            size = min(max_batch, size * 2)
+    return steps[:k], ms[:k], draws
+
+
+# ----------------------------------------------------------------------------- scoring
+
+@njit(cache=True, nogil=True)
+def any_fires(packed, U, m, reach, batch=512):
+    """(n,) bool: does some second-layer neuron fire, popcount(z & U_j) < m_j?
+
+    U (k, w) row-major with the neurons by decreasing reach = popcount(x_j) + m_j (x_j the
+    neuron's drawn point, U_j = ~x_j): since popcount(z & ~x_j) >= popcount(z) - popcount(x_j),
+    only neurons with reach > popcount(z) can fire at z, a prefix of the list.  `batch` points
+    at a time, word-major, against one neuron at a time, so each neuron is read once per
+    batch; a neuron stops counting once no live point of the batch can get below its m
+    (checked after words 1, 2, 4, 8, ...); points that fired leave the batch.
+    """
+    n, nw = packed.shape
+    out = np.zeros(n, np.bool_)
+    neg_reach = -reach
+    XT = np.empty((nw, batch), np.uint64)
+    acc = np.empty(batch, np.int32)
+    start = np.empty(batch, np.int32)
+    for p0 in range(0, n, batch):
+        b = min(batch, n - p0)
+        min_pop = 1 << 62
+        for c in range(b):
+            pop = 0
+            for w in range(nw):
+                XT[w, c] = packed[p0 + c, w]
+                pop += popcount(packed[p0 + c, w])
+            min_pop = min(min_pop, pop)
+            start[c] = 0
+        left = b
+        k = np.searchsorted(neg_reach, -min_pop)        # neurons that can fire at some point here
+        for j in range(k):
+            u = U[j]
+            mj = np.int32(m[j])
+            for c in range(b):
+                acc[c] = start[c]
+            check = 0
+            alive = True
+            for w in range(nw):
+                uw = u[w]
+                Xw = XT[w]
+                for c in range(b):
+                    acc[c] += np.int32(popcount(Xw[c] & uw))
+                if w == check:
+                    below = 0
+                    for c in range(b):
+                        below += np.int32(acc[c] < mj)
+                    if below == 0:
+                        alive = False
+                        break
+                    check = 2 * check + 1
+            if alive:
+                for c in range(b):
+                    if acc[c] < mj:
+                        out[p0 + c] = True
+                        start[c] = 1 << 28                 # fired: out of the batch
+                        left -= 1
+                if left == 0:
+                    break
+    return out
+
+
+@njit(cache=True, nogil=True)
+def best_margin(packed, UT, m, starts):
+    """(n,) float64: max over neurons j of (m_j - popcount(z & U_j)) / m_j.
+
+    UT (w, k) word-major with the neurons sorted by m; starts: where each run of equal m
+    begins (and k at the end).  Within a run the best margin is the smallest count, an integer
+    min that vectorizes; one division per run.
+    """
+    nw, k = UT.shape
+    out = np.full(packed.shape[0], -np.inf)
+    acc = np.empty(k, np.int64)
+    for i in range(packed.shape[0]):
+        for j in range(k):
+            acc[j] = 0
+        for w in range(nw):
+            xw = packed[i, w]
+            Uw = UT[w]
+            for j in range(k):
+                acc[j] += popcount(Uw[j] & xw)
+        best = -np.inf
+        for g in range(starts.shape[0] - 1):
+            lo = 1 << 62
+            for j in range(starts[g], starts[g + 1]):
+                lo = min(lo, acc[j])
+            mg = m[starts[g]]
+            best = max(best, (mg - lo) / mg)
+        out[i] = best
+    return out
+
+
+@njit(cache=True, nogil=True)
+def best_class(packed, U, m, starts, class_runs, batch=256):
+    """(n,) the class with the largest margin max_j (m_j - popcount(z & U_j)) / m_j; ties go
+    to the first class, as numpy's argmax over best_margin would.
+
+    U (K, w) holds every class's neurons, each class's sorted by m; starts: where each run of
+    equal m begins (K at the end); class_runs[c]..class_runs[c + 1]: class c's runs.  A class
+    without neurons has margin -inf.  Points go in batches, word-major, against one neuron at
+    a time; a point's count can only beat its best margin so far if it stays below
+    m (1 - best), so a neuron stops counting once no point of the batch can (the bound is
+    loosened by one and every candidate is then decided exactly).
+    """
+    n, nw = packed.shape
+    n_classes = class_runs.shape[0] - 1
+    out = np.zeros(n, np.int64)
+    XT = np.empty((nw, batch), np.uint64)
+    acc = np.empty(batch, np.int64)
+    limit = np.empty(batch, np.int64)
+    best = np.empty(batch, np.float64)
+    for p0 in range(0, n, batch):
+        b = min(batch, n - p0)
+        for c in range(b):
+            for w in range(nw):
+                XT[w, c] = packed[p0 + c, w]
+            best[c] = -np.inf
+            out[p0 + c] = 0
+        for cl in range(n_classes):
+            for g in range(class_runs[cl], class_runs[cl + 1]):
+                if starts[g] == starts[g + 1]:
+                    continue
+                mg = m[starts[g]]
+                for c in range(b):
+                    limit[c] = (1 << 62) if best[c] == -np.inf else np.int64(np.ceil(mg * (1.0 - best[c]))) + 1
+                for j in range(starts[g], starts[g + 1]):
+                    u = U[j]
+                    for c in range(b):
+                        acc[c] = 0
+                    check = 0
+                    alive = True
+                    for w in range(nw):
+                        uw = u[w]
+                        Xw = XT[w]
+                        for c in range(b):
+                            acc[c] += popcount(Xw[c] & uw)
+                        if w == check:
+                            below = 0
+                            for c in range(b):
+                                below += np.int64(acc[c] < limit[c])
+                            if below == 0:
+                                alive = False
+                                break
+                            check = 2 * check + 1
+                    if alive:
+                        for c in range(b):
+                            if acc[c] < limit[c]:
+                                v = (mg - acc[c]) / mg
+                                if v > best[c]:              # strict: the earlier class keeps a tie
+                                    best[c] = v
+                                    out[p0 + c] = cl
+                                    limit[c] = np.int64(np.ceil(mg * (1.0 - v))) + 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def neuron_sums(packed, U):
+    """(n, k) int64: <Phi(z), 1_U_j> = popcount(z & U_j) for every point and neuron."""
+    out = np.zeros((packed.shape[0], U.shape[0]), np.int64)
+    for i in range(packed.shape[0]):
+        for j in range(U.shape[0]):
+            for w in range(U.shape[1]):
+                out[i, j] += popcount(packed[i, w] & U[j, w])
+    return out
