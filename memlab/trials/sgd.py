@@ -32,6 +32,8 @@ PARAMS = {
     "split": Param("train", choices=("train", "all"),
                    help="train: train on the train split, test on the test split; all: train on "
                         "everything, no test set (memorization only)"),
+    "corrupt_seed": Param(None, help="seed of the corruption; default: the trial's seed, so repeats "
+                                     "over seeds also draw different corruptions"),
     "n_train": Param(None, help="a seeded random subset of this many training examples (None: all)"),
     "crop": Param(None, help="center-crop images to crop x crop (Zhang et al.: 28 on CIFAR-10)"),
     "framework": Param("torch", choices=("torch", "jax")),
@@ -112,7 +114,8 @@ class Data:
 
 
 def prepare_data(p: dict, seed: int) -> Data:
-    corruption = dict(corruption=p["corruption"], corrupt_prob=p["corrupt_prob"], corrupt_seed=p["corrupt_seed"])
+    corrupt_seed = seed if p["corrupt_seed"] is None else p["corrupt_seed"]
+    corruption = dict(corruption=p["corruption"], corrupt_prob=p["corrupt_prob"], corrupt_seed=corrupt_seed)
     train = load_dataset(p["dataset"], split=p["split"], **corruption)
     test = None
     if p["split"] == "train":
