@@ -60,6 +60,7 @@ def test_parameter_counts_match_the_sources(model, shape, widths, expected):
     ("cnn_tutorial", (32, 32, 3), False), ("alexnet_small", (8, 8, 1), True),
     ("alexnet_small", (28, 28, 3), False), ("inception_small", (8, 8, 1), True)])
 def test_torch_and_flax_compute_the_same_network(model, shape, batchnorm):
+    import jax
     import torch
 
     from memlab.models.jax_models import FlaxNet, flax_variables
@@ -70,10 +71,11 @@ def test_torch_and_flax_compute_the_same_network(model, shape, batchnorm):
     net, fnet, variables = TorchNet(layers, params, shape), FlaxNet(layers), flax_variables(params)
     tx = torch.from_numpy(x.reshape(6, -1) if model == "mlp" else x.transpose(0, 3, 1, 2).copy())
     jx = x.reshape(6, -1) if model == "mlp" else x
+    apply = jax.jit(fnet.apply, static_argnames=("train", "mutable"))   # one compilation, not one per op
     for train in (False, True):
         net.train(train)
         ours = net(tx).detach().numpy()
-        theirs, _ = fnet.apply(variables, jx, train=train, mutable=["batch_stats"])
+        theirs, _ = apply(variables, jx, train=train, mutable=("batch_stats",))
         np.testing.assert_allclose(ours, np.asarray(theirs), atol=1e-4, rtol=1e-4)
     assert not np.allclose(ours, 0)
     np.testing.assert_allclose(net.canonical_params()[layers[-1].name]["w"], params[layers[-1].name]["w"])

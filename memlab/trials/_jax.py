@@ -80,19 +80,18 @@ def cross_entropy(logits, labels):
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def make_evaluate(net, batch_size: int = 1024):
-    """evaluate(state, X, Y) -> {"loss", "acc"} of a classifier in eval mode; the last batch is
-    zero-padded to full size and masked, so one compiled shape serves every batch."""
+def make_evaluate(net):
+    """evaluate(state, X, Y, batch_size) -> {"loss", "acc"} of a classifier in eval mode; the last
+    batch is zero-padded to full size and masked, so one compiled shape serves every batch."""
     @jax.jit
     def sums(params, stats, x, y, mask):
         out = net.apply({"params": params, "batch_stats": stats}, x, train=False)
         ce = optax.softmax_cross_entropy_with_integer_labels(out, y)
         return (ce * mask).sum(), ((out.argmax(-1) == y) * mask).sum()
 
-    def evaluate(state, X, Y) -> dict:
+    def evaluate(state, X, Y, batch_size: int) -> dict:
         params, stats, _ = state
-        n = len(X)
-        bs = min(batch_size, n)
+        n, bs = len(X), batch_size
         loss = correct = 0.0
         for i in range(0, n, bs):
             x, y = X[i:i + bs], Y[i:i + bs]

@@ -225,6 +225,8 @@ class JaxTrainer:
         self.x_test = None if data.x_test is None else self._array(data.x_test)
         self.y_test = None if data.y_test is None else self._labels(data.y_test)
         self.steps_per_epoch = len(batch_slices(len(data.y_train), p["batch_size"]))
+        # One evaluation batch shape for the training and the test set: one compilation.
+        self.eval_batch = min(1024, max(len(data.y_train), 0 if data.y_test is None else len(data.y_test)))
 
     def _array(self, x):
         return self.jax.device_put(network_input(x, self.conv, channels_first=False), self.dev)
@@ -247,10 +249,10 @@ class JaxTrainer:
         self.jax.block_until_ready(self.state)   # dispatch is asynchronous: time the work, not the queueing
 
     def evaluate(self) -> dict:
-        train = self._evaluate(self.state, self.x_train, self.y_train)
+        train = self._evaluate(self.state, self.x_train, self.y_train, self.eval_batch)
         test = {"loss": None, "acc": None}
         if self.x_test is not None:
-            test = self._evaluate(self.state, self.x_test, self.y_test)
+            test = self._evaluate(self.state, self.x_test, self.y_test, self.eval_batch)
         return {"train_loss": train["loss"], "train_acc": train["acc"],
                 "test_loss": test["loss"], "test_acc": test["acc"]}
 
