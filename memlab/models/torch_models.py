@@ -77,8 +77,7 @@ class TorchNet(nn.Module):
         if kind == "dropout":
             return F.dropout(x, args[0], self.training)
         if kind == "lrn":
-            size, alpha, beta, k = args
-            return F.local_response_norm(x, size, alpha, beta, k)
+            return local_response_norm(x, *args)
         if kind == "concat":
             return torch.cat([self._run(branch, x) for branch in args], dim=1)
         raise ValueError(f"unknown layer kind '{kind}'")
@@ -95,6 +94,14 @@ class TorchNet(nn.Module):
                 out[name] = {"scale": _np(m.weight), "bias": _np(m.bias), "mean": _np(m.running_mean),
                              "var": _np(m.running_var)}
         return out
+
+
+def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+    """F.local_response_norm over NCHW channels, as shifted sums: its avg_pool3d has a
+    nondeterministic CUDA backward, and same seed + same GPU must give the same result."""
+    sq = F.pad(x * x, (0, 0, 0, 0, size // 2, (size - 1) // 2))
+    window = sum(sq[:, i:i + x.shape[1]] for i in range(size))
+    return x / (k + alpha / size * window) ** beta
 
 
 def _set(tensor: torch.Tensor, value: np.ndarray) -> None:

@@ -20,6 +20,9 @@ import optax
 # Workers may share one GPU: take memory as needed, not 75 % up front.  Read when JAX starts
 # its GPU backend (first use), so setting it after the import still counts.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# Same seed, same GPU -> same result: no nondeterministic reductions or autotuned algorithms.
+if "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
 
 
 def device(name: str) -> jax.Device:
