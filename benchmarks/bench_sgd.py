@@ -7,7 +7,7 @@ against PyTorch, on the same model and data (digits' 1,438 training images, batc
 
 examples/s counts training examples over the time spent in training epochs (no evaluation):
 the trial runs with eval_every=0, and reports that time itself.  Every measurement is repeated
-and the best kept (the machine may be shared); "cold" JAX includes compiling the step, "warm"
+(interleaved) and the best kept (the machine may be shared); "cold" JAX includes compiling the step, "warm"
 is a second trial in the same process, as in a grid, where the compiled step is reused.
 """
 from __future__ import annotations
@@ -79,21 +79,28 @@ def trial_throughput(model: str, framework: str, epochs: int, device: str) -> fl
     return sgd.trial(p)["examples_per_s"]
 
 
-def best(fn, repeats: int) -> float:
-    return max(fn() for _ in range(repeats))
+def best_of(fns: dict, repeats: int) -> dict:
+    """The best of `repeats` runs of each function, interleaved so that a busy spell on a shared
+    machine does not fall on one implementation only."""
+    results = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            results[name].append(fn())
+    return {name: max(values) for name, values in results.items()}
 
 
 def main() -> None:
     args = parse()
     limit_threads(args.threads)
     os.environ.setdefault("MEMLAB_ROOT", str(ROOT))
-    epochs, repeats = (10, 2) if args.quick else (40, 3)
+    epochs, repeats = (10, 2) if args.quick else (40, 5)
     rows = []
     for model in ("mlp", "cnn_tutorial"):
         trial_throughput(model, "jax", 1, args.device)      # compile once: "warm" below reuses it
-        hand = best(lambda: hand_loop(model, epochs, args.device), repeats)
-        torch_trial = best(lambda: trial_throughput(model, "torch", epochs, args.device), repeats)
-        jax_warm = best(lambda: trial_throughput(model, "jax", epochs, args.device), repeats)
+        r = best_of({"hand": lambda: hand_loop(model, epochs, args.device),
+                     "torch": lambda: trial_throughput(model, "torch", epochs, args.device),
+                     "jax": lambda: trial_throughput(model, "jax", epochs, args.device)}, repeats)
+        hand, torch_trial, jax_warm = r["hand"], r["torch"], r["jax"]
         rows.append((model, "hand-written PyTorch loop", hand, 1.0))
         rows.append((model, "sgd trial, torch", torch_trial, torch_trial / hand))
         rows.append((model, "sgd trial, jax (compiled step reused)", jax_warm, jax_warm / hand))

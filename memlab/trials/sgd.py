@@ -115,13 +115,11 @@ class Data:
 
 def prepare_data(p: dict, seed: int) -> Data:
     corrupt_seed = seed if p["corrupt_seed"] is None else p["corrupt_seed"]
-    corruption = dict(corruption=p["corruption"], corrupt_prob=p["corrupt_prob"], corrupt_seed=corrupt_seed)
-    train = load_dataset(p["dataset"], split=p["split"], **corruption)
+    train = _load(p["dataset"], p["split"], p["corruption"], p["corrupt_prob"], corrupt_seed)
     test = None
     if p["split"] == "train":
-        if p["corruption"] in LABEL_CORRUPTIONS:
-            corruption["corruption"] = "none"
-        test = load_dataset(p["dataset"], split="test", **corruption)
+        test_corruption = "none" if p["corruption"] in LABEL_CORRUPTIONS else p["corruption"]
+        test = _load(p["dataset"], "test", test_corruption, p["corrupt_prob"], corrupt_seed)
     keep = subset(len(train.y), p["n_train"], seed)
     shape = train.image_shape
     if shape is None and (p["crop"] is not None or p["augment"]):
@@ -140,6 +138,12 @@ def prepare_data(p: dict, seed: int) -> Data:
     return Data(x_source if augment else x_train, x_train, np.asarray(train.y[keep], dtype=np.int64),
                 x_test, None if test is None else np.asarray(test.y, dtype=np.int64),
                 max(train.n_classes, int(train.y.max()) + 1), x_train.shape[1:], augment)
+
+
+def _load(name: str, split: str, corruption: str, prob: float, seed: int):
+    if corruption == "none":   # one cached clean copy, whatever the grid's corrupt_prob and seed
+        prob, seed = 0.0, 0
+    return load_dataset(name, split=split, corruption=corruption, corrupt_prob=prob, corrupt_seed=seed)
 
 
 def network_input(x: np.ndarray, convolutional: bool, channels_first: bool) -> np.ndarray:
