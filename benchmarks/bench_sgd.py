@@ -97,9 +97,9 @@ def main() -> None:
     rows = []
     for model in ("mlp", "cnn_tutorial"):
         trial_throughput(model, "jax", 1, args.device)      # compile once: "warm" below reuses it
-        r = best_of({"hand": lambda: hand_loop(model, epochs, args.device),
-                     "torch": lambda: trial_throughput(model, "torch", epochs, args.device),
-                     "jax": lambda: trial_throughput(model, "jax", epochs, args.device)}, repeats)
+        r = best_of({"hand": lambda m=model: hand_loop(m, epochs, args.device),
+                     "torch": lambda m=model: trial_throughput(m, "torch", epochs, args.device),
+                     "jax": lambda m=model: trial_throughput(m, "jax", epochs, args.device)}, repeats)
         hand, torch_trial, jax_warm = r["hand"], r["torch"], r["jax"]
         rows.append((model, "hand-written PyTorch loop", hand, 1.0))
         rows.append((model, "sgd trial, torch", torch_trial, torch_trial / hand))
@@ -118,8 +118,8 @@ def main() -> None:
 def _cold_jax(epochs: int, args) -> float:
     """A JAX trial in a fresh process: what a single trial pays, compilation included."""
     import subprocess
-    code = ("import sys; sys.path.insert(0, %r); from benchmarks.bench_sgd import trial_throughput; "
-            "print(trial_throughput('mlp', 'jax', %d, %r))" % (str(ROOT), epochs, args.device))
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.bench_sgd import trial_throughput; "
+            f"print(trial_throughput('mlp', 'jax', {epochs}, {args.device!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, cwd=ROOT)
     if out.returncode:
         raise RuntimeError(out.stderr)

@@ -39,7 +39,7 @@ def without_timing(result: dict) -> dict:
 
 
 def needs_corruptions():
-    return pytest.importorskip("memlab.datasets.corrupt", reason="corruptions (memlab/datasets/corrupt.py) not merged yet")
+    return pytest.importorskip("memlab.datasets.corrupt", reason="memlab/datasets/corrupt.py not merged yet")
 
 
 # -------------------------------------------------------------------- models ---

@@ -104,8 +104,8 @@ def make_evaluate(net):
                 mask = mask.at[len(x):].set(0.0)
                 x = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)])
                 y = jnp.concatenate([y, jnp.zeros(pad, y.dtype)])
-            l, c = sums(params, stats, x, y, mask)
-            loss, correct = loss + float(l), correct + float(c)
+            batch_loss, batch_correct = sums(params, stats, x, y, mask)
+            loss, correct = loss + float(batch_loss), correct + float(batch_correct)
         n = max(n, 1)
         return {"loss": loss / n, "acc": correct / n}
     return evaluate
@@ -121,6 +121,6 @@ def load_state_arrays(state, arrays: dict[str, np.ndarray], dev: jax.Device):
     """`state` (freshly built, same structure) with its leaves replaced by the saved ones."""
     leaves, treedef = jax.tree_util.tree_flatten(state)
     saved = [arrays[f"leaf.{i:05d}"] for i in range(len(leaves))]
-    if len(arrays) != len(leaves) or any(np.shape(a) != np.shape(b) for a, b in zip(saved, leaves)):
+    if len(arrays) != len(leaves) or any(np.shape(a) != np.shape(b) for a, b in zip(saved, leaves, strict=False)):
         raise ValueError("checkpoint does not match this trial's network and optimizer")
     return jax.tree_util.tree_unflatten(treedef, [jax.device_put(jnp.asarray(a), dev) for a in saved])
