@@ -1,0 +1,300 @@
+"""The `sgd` trial: train a network with SGD or Adam and report how well it fits and generalizes.
+
+    python run.py --name random_labels        # Zhang et al. 2017, Fig. 1a
+    python run.py --name label_corruption     # Fig. 1b/1c: time to fit, test error vs corruption
+    python run.py --name regularizers         # Table 1: weight decay, dropout, augmentation, batch norm
+    python run.py --name cnn_vs_mlp           # the lecture's exercise: CNN (relu/tanh, sgd/adam) vs MLP
+
+One code path, two frameworks: PyTorch (plain modules) and JAX (flax + optax, a jit-compiled
+step) build the same network (memlab.models) from the same numpy-drawn weights and see the same
+batches in the same order (numpy, from the trial's seed), so their results agree closely.
+
+Training labels carry the corruption; test labels stay true.  A pixel corruption (shuffled or
+random pixels, Gaussian) is applied to the test images too, as in Zhang et al.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from memlab.datasets import DATASET_PARAMS, load_dataset
+from memlab.models import ACTIVATIONS, ARCHITECTURES, build, init_params, is_convolutional, n_params
+from memlab.params import REQUIRED, Param, resolve, trial_seed
+from memlab.trials._train import (
+    INIT, Augment, Checkpoint, batch_slices, center_crop, epoch_batches, lr_at, rng, run_epochs, subset)
+
+PARAMS = {
+    **DATASET_PARAMS,
+    "dataset": REQUIRED,
+    "split": Param("train", choices=("train", "all"),
+                   help="train: train on the train split, test on the test split; all: train on "
+                        "everything, no test set (memorization only)"),
+    "corrupt_seed": Param(None, help="seed of the corruption; default: the trial's seed, so repeats "
+                                     "over seeds also draw different corruptions"),
+    "n_train": Param(None, help="a seeded random subset of this many training examples (None: all)"),
+    "crop": Param(None, help="center-crop images to crop x crop (Zhang et al.: 28 on CIFAR-10)"),
+    "framework": Param("torch", choices=("torch", "jax")),
+    "model": Param("mlp", choices=tuple(ARCHITECTURES)),
+    "widths": Param([512], help="hidden layer widths of the mlp, e.g. [512] or [512, 512, 512]"),
+    "activation": Param("relu", choices=ACTIVATIONS),
+    "batchnorm": Param(False, choices=(False, True)),
+    "dropout": Param(0.0, help="dropout rate after each hidden layer (CNNs: after their dense layers)"),
+    "optimizer": Param("sgd", choices=("sgd", "adam")),
+    "lr": 0.01,
+    "momentum": Param(0.9, help="sgd only"),
+    "lr_decay": Param(0.95, help="learning rate factor per epoch (Zhang et al.: 0.95)"),
+    "weight_decay": 0.0,
+    "augment": Param(False, choices=(False, True), help="random crops and horizontal flips"),
+    "epochs": 100,
+    "batch_size": 128,
+    "stop_at_fit": Param(False, choices=(False, True), help="stop at 100 % training accuracy"),
+    "eval_every": Param(1, help="evaluate train/test metrics every this many epochs (0: at the end)"),
+    "seed": Param(None, help="an int; default: a hash of the other parameters"),
+    "device": Param("auto", choices=("cpu", "cuda", "auto")),
+}
+
+# Corruptions of the labels alone: the test set keeps its true labels and its images.
+LABEL_CORRUPTIONS = ("partial_labels", "random_labels")
+
+
+def trial(params: dict) -> dict:
+    return train(params)
+
+
+def train(params: dict, *, on_epoch=None) -> dict:
+    """The trial, with a hook called after each epoch (tests use it to interrupt a run)."""
+    p = resolve(PARAMS, params)
+    check(p)
+    seed = trial_seed(params)
+    data = prepare_data(p, seed)
+    layers = build(p["model"], data.input_shape, data.n_classes, widths=p["widths"],
+                   activation=p["activation"], batchnorm=p["batchnorm"], dropout=p["dropout"])
+    init = init_params(layers, data.input_shape, rng(seed, INIT), p["activation"])
+    make = TorchTrainer if p["framework"] == "torch" else JaxTrainer
+    trainer = make(p, layers, init, data, seed)
+    t0 = time.perf_counter()
+    history = run_epochs(trainer, epochs=p["epochs"], eval_every=p["eval_every"],
+                         stop=fitted if p["stop_at_fit"] else None,
+                         checkpoint=Checkpoint.from_env(params.get("_key")), on_epoch=on_epoch)
+    seconds = time.perf_counter() - t0
+    return summarize(history, data, p, n_params=n_params(init), seconds=seconds, device=trainer.device_name)
+
+
+def check(p: dict) -> None:
+    for k in ("epochs", "batch_size"):
+        if not isinstance(p[k], int) or p[k] < 1:
+            raise ValueError(f"{k} must be a positive integer, got {p[k]!r}")
+    if p["model"] == "mlp" and not all(isinstance(w, int) and w > 0 for w in p["widths"]):
+        raise ValueError(f"widths must be a list of positive integers, got {p['widths']!r}")
+    if not 0.0 <= p["dropout"] < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {p['dropout']!r}")
+    if p["n_train"] is not None and (not isinstance(p["n_train"], int) or p["n_train"] < 1):
+        raise ValueError(f"n_train must be a positive integer or null, got {p['n_train']!r}")
+
+
+def fitted(metrics: dict) -> bool:
+    return metrics["train_acc"] >= 1.0
+
+
+# ---------------------------------------------------------------------- data ---
+@dataclass
+class Data:
+    """What a trainer needs, as numpy: images NHWC (or flat rows), labels as ints."""
+    x_source: np.ndarray          # what training batches are cut from (uncropped when augmenting)
+    x_train: np.ndarray           # the training set as evaluated (center-cropped)
+    y_train: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    n_classes: int
+    input_shape: tuple            # one example as the network sees it
+    augment: Augment | None
+
+
+def prepare_data(p: dict, seed: int) -> Data:
+    corrupt_seed = seed if p["corrupt_seed"] is None else p["corrupt_seed"]
+    train = _load(p["dataset"], p["split"], p["corruption"], p["corrupt_prob"], corrupt_seed)
+    test = None
+    if p["split"] == "train":
+        test_corruption = "none" if p["corruption"] in LABEL_CORRUPTIONS else p["corruption"]
+        test = _load(p["dataset"], "test", test_corruption, p["corrupt_prob"], corrupt_seed)
+    keep = subset(len(train.y), p["n_train"], seed)
+    shape = train.image_shape
+    if shape is None and (p["crop"] is not None or p["augment"]):
+        raise ValueError(f"crop and augment need an image dataset; '{p['dataset']}' has flat examples")
+
+    def images(ds, rows=slice(None)):
+        x = np.asarray(ds.X[rows], dtype=np.float32)
+        return x.reshape(len(x), *shape) if shape else x
+
+    x_source = images(train, keep)
+    x_train = center_crop(x_source, p["crop"]) if shape else x_source
+    x_test = None
+    if test is not None:
+        x_test = center_crop(images(test), p["crop"]) if shape else images(test)
+    augment = Augment.for_images(shape, p["crop"]) if p["augment"] else None
+    return Data(x_source if augment else x_train, x_train, np.asarray(train.y[keep], dtype=np.int64),
+                x_test, None if test is None else np.asarray(test.y, dtype=np.int64),
+                max(train.n_classes, int(train.y.max()) + 1), x_train.shape[1:], augment)
+
+
+def _load(name: str, split: str, corruption: str, prob: float, seed: int):
+    if corruption == "none":   # one cached clean copy, whatever the grid's corrupt_prob and seed
+        prob, seed = 0.0, 0
+    return load_dataset(name, split=split, corruption=corruption, corrupt_prob=prob, corrupt_seed=seed)
+
+
+def network_input(x: np.ndarray, convolutional: bool, channels_first: bool) -> np.ndarray:
+    """Images for a CNN (NCHW for torch, NHWC for flax), flat rows for an MLP."""
+    if not convolutional:
+        return np.ascontiguousarray(x.reshape(len(x), -1))
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if channels_first else x)
+
+
+# ------------------------------------------------------------------ trainers ---
+class TorchTrainer:
+    def __init__(self, p, layers, init, data: Data, seed: int):
+        import torch
+
+        from memlab.models.torch_models import TorchNet
+        from memlab.trials import _torch
+        self.torch, self._torch = torch, _torch
+        self.p, self.data, self.seed = p, data, seed
+        self.dev = _torch.setup(p["device"], seed)
+        self.device_name = str(self.dev)
+        self.conv = is_convolutional(layers)
+        self.net = TorchNet(layers, init, data.input_shape).to(self.dev)
+        self.opt = _torch.optimizer(self.net.parameters(), p["optimizer"], p["lr"], p["momentum"], p["weight_decay"])
+        self.x_source = self._tensor(data.x_source)
+        self.x_train = self.x_source if data.x_train is data.x_source else self._tensor(data.x_train)
+        self.y_train = self._labels(data.y_train)
+        self.x_test = None if data.x_test is None else self._tensor(data.x_test)
+        self.y_test = None if data.y_test is None else self._labels(data.y_test)
+
+    def _tensor(self, x):
+        return self.torch.from_numpy(network_input(x, self.conv, channels_first=True)).to(self.dev)
+
+    def _labels(self, y):
+        return self.torch.from_numpy(y).to(self.dev)
+
+    def batches(self, epoch: int):
+        torch, d = self.torch, self.data
+        for idx, augmented in epoch_batches(len(d.y_train), self.p["batch_size"], self.seed, epoch,
+                                            d.augment, d.x_source):
+            idx = torch.from_numpy(idx).to(self.dev)
+            x = self.x_source[idx] if augmented is None else self._tensor(augmented)
+            yield x, self.y_train[idx]
+
+    def train_epoch(self, epoch: int) -> None:
+        self._torch.set_lr(self.opt, lr_at(epoch, self.p["lr"], self.p["lr_decay"]))
+        self._torch.train_epoch(self.net, self.opt, self.batches(epoch), self.torch.nn.functional.cross_entropy)
+
+    def evaluate(self) -> dict:
+        train = self._torch.evaluate(self.net, self.x_train, self.y_train)
+        test = {"loss": None, "acc": None}
+        if self.x_test is not None:
+            test = self._torch.evaluate(self.net, self.x_test, self.y_test)
+        return {"train_loss": train["loss"], "train_acc": train["acc"],
+                "test_loss": test["loss"], "test_acc": test["acc"]}
+
+    def state_arrays(self):
+        return self._torch.state_arrays(self.net, self.opt)
+
+    def load_state_arrays(self, arrays) -> None:
+        self._torch.load_state_arrays(self.net, self.opt, arrays)
+
+
+class JaxTrainer:
+    def __init__(self, p, layers, init, data: Data, seed: int):
+        import jax
+
+        from memlab.models.jax_models import flax_variables
+        from memlab.trials import _jax
+        self.jax, self._jax = jax, _jax
+        self.p, self.data, self.seed = p, data, seed
+        self.dev = _jax.device(p["device"])
+        self.device_name = f"{self.dev.platform}:{self.dev.id}"
+        self.conv = is_convolutional(layers)
+        variables = flax_variables(init)
+        tx, self.step, self._evaluate = _jax_functions(layers, p["optimizer"], p["momentum"], p["weight_decay"],
+                                                       self.dev)
+        self.state = jax.device_put((variables["params"], variables["batch_stats"],
+                                     tx.init(variables["params"])), self.dev)
+        self.key = jax.random.PRNGKey(seed % 2**32)
+        self.x_source = self._array(data.x_source)
+        self.x_train = self.x_source if data.x_train is data.x_source else self._array(data.x_train)
+        self.y_train = self._labels(data.y_train)
+        self.x_test = None if data.x_test is None else self._array(data.x_test)
+        self.y_test = None if data.y_test is None else self._labels(data.y_test)
+        self.steps_per_epoch = len(batch_slices(len(data.y_train), p["batch_size"]))
+        # One evaluation batch shape for the training and the test set: one compilation.
+        self.eval_batch = min(1024, max(len(data.y_train), 0 if data.y_test is None else len(data.y_test)))
+
+    def _array(self, x):
+        return self.jax.device_put(network_input(x, self.conv, channels_first=False), self.dev)
+
+    def _labels(self, y):
+        return self.jax.device_put(y.astype(np.int32), self.dev)
+
+    def train_epoch(self, epoch: int) -> None:
+        d = self.data
+        self._jax.set_lr(self.state[2], lr_at(epoch, self.p["lr"], self.p["lr_decay"]))
+        first = (epoch - 1) * self.steps_per_epoch
+        for i, (idx, augmented) in enumerate(epoch_batches(len(d.y_train), self.p["batch_size"], self.seed,
+                                                           epoch, d.augment, d.x_source)):
+            if augmented is None:
+                x, y = self.x_source, self.y_train
+            else:   # the step indexes its inputs: give it the batch and positions 0..b-1
+                x, y = self._array(augmented), self._labels(d.y_train[idx])
+                idx = np.arange(len(idx))
+            self.state, _ = self.step(self.state, x, y, idx.astype(np.int32), self.key, first + i)
+        self.jax.block_until_ready(self.state)   # dispatch is asynchronous: time the work, not the queueing
+
+    def evaluate(self) -> dict:
+        train = self._evaluate(self.state, self.x_train, self.y_train, self.eval_batch)
+        test = {"loss": None, "acc": None}
+        if self.x_test is not None:
+            test = self._evaluate(self.state, self.x_test, self.y_test, self.eval_batch)
+        return {"train_loss": train["loss"], "train_acc": train["acc"],
+                "test_loss": test["loss"], "test_acc": test["acc"]}
+
+    def state_arrays(self):
+        return self._jax.state_arrays(self.state)
+
+    def load_state_arrays(self, arrays) -> None:
+        self.state = self._jax.load_state_arrays(self.state, arrays, self.dev)
+
+
+@functools.lru_cache(maxsize=8)
+def _jax_functions(layers, optimizer, momentum, weight_decay, dev):
+    """Optimizer, jit-compiled step and evaluation for one network, kept per worker process, so
+    the trials of a grid that differ in seed, data or learning rate compile once (the learning
+    rate lives in the optimizer state)."""
+    from memlab.models.jax_models import FlaxNet
+    from memlab.trials import _jax
+    net = FlaxNet(layers)
+    tx = _jax.optimizer(optimizer, 0.0, momentum, weight_decay)
+    return tx, _jax.make_train_step(net, tx, _jax.cross_entropy, dev), _jax.make_evaluate(net)
+
+
+# ------------------------------------------------------------------- results ---
+def summarize(history, data: Data, p: dict, *, n_params: int, seconds: float, device: str) -> dict:
+    s, last = history.series, history.last
+    fit = next((i for i, acc in enumerate(s["train_acc"]) if acc >= 1.0), None)
+    steps_per_epoch = len(batch_slices(len(data.y_train), p["batch_size"]))
+    trained = (history.epochs - history.resumed_from) * len(data.y_train)
+    return {
+        "train_acc": last["train_acc"], "train_loss": last["train_loss"],
+        "test_acc": last["test_acc"], "test_loss": last["test_loss"],
+        "test_error": None if last["test_acc"] is None else 1.0 - last["test_acc"],
+        "epochs_to_fit": None if fit is None else s["epoch"][fit],
+        "steps_to_fit": None if fit is None else s["epoch"][fit] * steps_per_epoch,
+        "seconds_to_fit": None if fit is None else s["seconds"][fit],
+        "epochs_run": history.epochs, "n_train": len(data.y_train), "n_params": n_params,
+        "train_seconds": history.train_seconds, "seconds": seconds,
+        "examples_per_s": trained / max(history.train_seconds - history.resumed_seconds, 1e-9),
+        "resumed_from": history.resumed_from, "device_used": device,
+        "series": dict(s),
+    }
