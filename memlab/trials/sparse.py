@@ -222,7 +222,7 @@ def _trial(p: dict, seed: int) -> dict:
            "sparsity_achieved": achieved_sparsity(model),
            "n_nonzero": int(sum(int((W != 0).sum()) for W in weights(model))),
            "n_weights": int(sum(W.numel() for W in weights(model))),
-           "epochs_total": trainer.epoch, "fit_time": fit_time}
+           "density": 1.0 - float(p["sparsity"]), "epochs_total": trainer.epoch, "fit_time": fit_time}
     out["test_error"] = 1.0 - out["test_acc"]
     if trainer.series["epoch"]:
         out["series"] = trainer.series
