@@ -24,6 +24,12 @@ forward recursion on slopes (solve_slopes), O(n) instead of O(n^2): the slope S_
 w_i = S_i - S_(i-1).  `triangular_weights` is the plain O(n^2) solve, kept as the oracle
 the tests compare against.
 
+Where the biases sit matters numerically, not in exact arithmetic: the slopes obey
+S_i = (dy_i / g_i - theta S_(i-1)) / (1 - theta), so for theta > 1/2 the exact weights grow like
+(theta / (1 - theta))^i (1e30 and more after 60 points at theta = 0.8) and the fit is lost in
+rounding; at the midpoints (theta = 1/2, the default) they grow at most linearly in n, and for
+theta < 1/2 they stay of the order of the largest |dy| / gap.
+
 Estimators (scikit-learn conventions):
     ExplicitRegressor     real targets, one output or several (n x k weights)
     ExplicitClassifier    labels; coding "value" fits the class index with one output (2n + d
@@ -58,7 +64,7 @@ PARAMS = {
     "n_points": Param(0, help="fit a seeded random subset of this many rows (0: all rows)"),
     "method": Param("zhang", choices=METHODS, help="zhang: Theorem 1's network; algorithm2: algorithm.py"),
     "coding": Param("value", choices=CODINGS, help="zhang: one output (class index) or one per class"),
-    "bias_offset": Param(0.5, help="zhang: theta in (0, 1), where each bias sits between two projections"),
+    "bias_offset": Param(0.5, help="zhang: theta in (0, 1), where each bias sits between two projections (> 0.5: weights explode)"),
     "n_iter": Param(100, help="algorithm2: first-layer width"),
     "max_bias": Param(0.0, help="algorithm2: maximal first-layer bias"),
     "activation": Param("thres", choices=("thres", "relu"), help="algorithm2: first-layer activation"),

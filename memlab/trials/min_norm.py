@@ -39,7 +39,7 @@ PARAMS = {
     "tol": Param(1e-10, help="stop when ||grad|| <= tol ||X^T t|| / N"),
     "max_steps": Param(200_000, help="give up after this many GD steps"),
     "n_test": Param(2000, help="fresh samples for the test error"),
-    "record_every": Param(0, help="record training error and distance every N steps (0: only the end)"),
+    "record_points": Param(0, help="record training error and distance at about this many log-spaced steps (0: none)"),
     "restart": Param(0, help="repetition number: only changes the seed"),
     "seed": Param(None, help="explicit seed (default: a hash of the other parameters)"),
 }
@@ -64,12 +64,12 @@ def closed_form(X: np.ndarray, t: np.ndarray, w0: np.ndarray) -> np.ndarray:
     return w0 + np.linalg.pinv(X) @ (t - X @ w0)
 
 
-def gradient_descent(X, t, w0, *, lr: float, tol: float, max_steps: int, record_every: int = 0,
+def gradient_descent(X, t, w0, *, lr: float, tol: float, max_steps: int, record_points: int = 0,
                      target: np.ndarray | None = None) -> dict:
     """Plain full-batch GD on ||X w - t||^2 / (2N) from w0.
 
-    Returns w, the number of steps, converged, and (with record_every) the training MSE and the
-    relative distance to `target` every record_every steps.
+    Returns w, the number of steps, converged, and (with record_points) the training MSE and the
+    relative distance to `target` at step 0, about record_points log-spaced steps and the last one.
     """
     N = len(X)
     lam_max = np.linalg.norm(X, 2) ** 2 / N
@@ -84,9 +84,11 @@ def gradient_descent(X, t, w0, *, lr: float, tol: float, max_steps: int, record_
         if target is not None:
             history["dist"].append(float(np.linalg.norm(w - target) / max(np.linalg.norm(target), 1e-300)))
 
+    marks = set(np.unique(np.geomspace(1, max(max_steps, 1), record_points).astype(int))) if record_points else set()
+    marks.add(0)
     step, converged = 0, False
     while step < max_steps:
-        if record_every and step % record_every == 0:
+        if record_points and step in marks:
             record(step)
         grad = X.T @ (X @ w - t) / N
         if np.linalg.norm(grad) <= stop:
@@ -94,7 +96,7 @@ def gradient_descent(X, t, w0, *, lr: float, tol: float, max_steps: int, record_
             break
         w -= eta * grad
         step += 1
-    if record_every and (not history["step"] or history["step"][-1] != step):
+    if record_points and (not history["step"] or history["step"][-1] != step):
         record(step)
     return {"w": w, "steps": step, "converged": converged, "history": history}
 
@@ -131,7 +133,7 @@ def trial(params: dict) -> dict:
     w_min = np.linalg.pinv(X) @ t
     start = time.process_time()
     run = gradient_descent(X, t, w0, lr=float(p["lr"]), tol=float(p["tol"]), max_steps=int(p["max_steps"]),
-                           record_every=int(p["record_every"]), target=w_closed)
+                           record_points=int(p["record_points"]), target=w_closed)
     fit_time = time.process_time() - start
     w = run["w"]
     N, d = X.shape
@@ -146,7 +148,7 @@ def trial(params: dict) -> dict:
            "dist_teacher": relative(w, pr["w_star"]),
            "steps": run["steps"], "converged": run["converged"], "fit_time": fit_time,
            "rank": int(np.linalg.matrix_rank(X))}
-    if p["record_every"]:
+    if p["record_points"]:
         h = run["history"]
         out["series"] = {"step": h["step"], "train_mse": h["train_mse"], "dist_closed_form": h["dist"]}
     return out
