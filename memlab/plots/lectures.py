@@ -56,8 +56,10 @@ def iterates(df, spec, ctx):
     where   -- {column: value} choosing the trial (default None: the first trial)
     chains  -- how many starts (rows), at most those saved (default 6)
     steps   -- the iteration steps to show, a subset of the saved ones (default None: all saved)
-    nearest -- add a column with the nearest training image, titled "train" when the final
-               iterate is within recover_tol of it, "spurious" otherwise (default True)
+    nearest -- add a column with the training image nearest to the final iterate, titled
+               "reached" when the iterate is within recover_tol of it, "nearest: missed" when
+               not (the iteration ended elsewhere: a spurious state or not yet converged)
+               (default True)
     cmap    -- colour map for one-channel images (default "gray")
     """
     row = select_trial(df, spec)
@@ -87,7 +89,7 @@ def iterates(df, spec, ctx):
             ax = axs[r, -1]
             _show(ax, a["train"][int(a["chain_nearest"][r])], shape, cmap)
             hit = bool(a["chain_at_train"][r]) if "chain_at_train" in a else None
-            ax.set_title({True: "train", False: "spurious", None: "nearest"}[hit], fontsize=7,
+            ax.set_title({True: "reached", False: "nearest: missed", None: "nearest"}[hit], fontsize=7,
                          color={True: "C2", False: "C3", None: "black"}[hit])
     fig.suptitle(_title(spec, row))
     return fig
