@@ -199,7 +199,7 @@ def analyse(f, X: torch.Tensor, p: dict, gen: torch.Generator) -> dict:
                   "n_noise_targets": int(len(np.unique(u_idx[at_train]))),
                   "frac_noise_fixed": float(is_fixed(f, U, float(p["fp_tol"])).mean())},
         "artifacts": {"rho": rho, "attractor": attractor, "recovered": recovered,
-                      "chains": chains.astype(np.float32), "chain_steps": np.array(keep),
+                      "chains": np.clip(chains, -1e30, 1e30).astype(np.float32), "chain_steps": np.array(keep),
                       "chain_nearest": u_idx[: int(p["n_chains"])], "chain_at_train": at_train[: int(p["n_chains"])]},
     }
 
