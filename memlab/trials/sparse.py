@@ -119,14 +119,15 @@ class Trainer:
     def __init__(self, model, data: dict, p: dict, gen: torch.Generator):
         self.model, self.data, self.gen = model, data, gen
         self.batch_size = int(p["batch_size"])
-        self.lr = float(p["lr"])
         self.record_every = int(p["record_every"])
+        # One optimizer for the whole run: pruning only zeroes weights (and keeps them zero), so with
+        # sparsity 0 every method is the same training run.
+        self.opt = torch.optim.Adam(model.parameters(), lr=float(p["lr"]))
         self.epoch = 0
         self.series = {"epoch": [], "loss": [], "train_acc": [], "mem_noisy": [], "test_acc": [], "sparsity": []}
 
     def run(self, n_epochs: int, masks) -> None:
-        # A fresh optimizer after each pruning: Adam's moments of the removed weights are stale.
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        opt = self.opt
         X, y = self.data["X"], self.data["y"]
         apply_masks(self.model, masks)
         for _ in range(n_epochs):
