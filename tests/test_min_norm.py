@@ -110,6 +110,16 @@ def test_kernel_interpolates_random_labels_at_chance_on_the_test_set():
     assert rand["rkhs_norm"] > 3 * clean["rkhs_norm"]             # a more complex function
 
 
+def test_shuffled_pixels_change_nothing_for_a_gaussian_kernel():
+    """One permutation of the pixels keeps every distance, so Zhang et al.'s shuffled-pixels test
+    is invisible to this kernel: the same interpolant, the same test error."""
+    clean = kernel.trial({"dataset": "digits", "n_train": 300, "condition": False, "seed": 0})
+    shuffled = kernel.trial({"dataset": "digits", "n_train": 300, "condition": False, "seed": 0,
+                             "corruption": "shuffled_pixels"})
+    assert shuffled["test_acc"] == clean["test_acc"]
+    assert shuffled["rkhs_norm"] == pytest.approx(clean["rkhs_norm"], rel=1e-9)
+
+
 def test_kernel_subset_and_bandwidth():
     out = kernel.trial({"dataset": "digits", "n_train": 200, "gamma": 0.05, "gamma_factor": 2.0})
     assert out["n_train_used"] == 200 and out["gamma_used"] == pytest.approx(0.1)
