@@ -75,7 +75,7 @@ def test_pruned_weights_stay_zero_and_the_budget_is_equal(method):
     assert out["epochs_total"] == 6 and out["series"]["epoch"] == [2, 4, 6]
     assert 0 <= out["mem_noisy"] <= 1 and out["n_noisy"] > 0
     if method != "magnitude":    # iterative: pruned at epoch 3 (30%), 4 (78%), 5 (90%)
-        assert out["series"]["sparsity"][-1] == pytest.approx(0.9, abs=1e-3)
+        assert out["series"]["sparsity_now"][-1] == pytest.approx(0.9, abs=1e-3)
 
 
 def test_dense_is_the_same_for_every_method_and_deterministic():

@@ -22,7 +22,8 @@ Reported: mem_noisy (training accuracy on the noisy-labelled subset measured aga
 labels: memorization), noisy_true_acc (the same subset against its true labels), clean_train_acc
 (the correctly labelled training examples), train_acc (all, against the labels trained on),
 test_acc (the clean test split), the achieved sparsity and the number of nonzero weights, and
-per-epoch series (loss, train and test accuracy, every record_every epochs).
+per-epoch series (loss, train_acc, mem_noisy, test_acc and the current sparsity, sparsity_now,
+every record_every epochs).
 """
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ class Trainer:
         # sparsity 0 every method is the same training run.
         self.opt = torch.optim.Adam(model.parameters(), lr=float(p["lr"]))
         self.epoch = 0
-        self.series = {"epoch": [], "loss": [], "train_acc": [], "mem_noisy": [], "test_acc": [], "sparsity": []}
+        self.series = {"epoch": [], "loss": [], "train_acc": [], "mem_noisy": [], "test_acc": [], "sparsity_now": []}
 
     def run(self, n_epochs: int, masks) -> None:
         opt = self.opt
@@ -153,7 +154,7 @@ class Trainer:
         noisy = self.data["noisy"]
         s["mem_noisy"].append(accuracy(self.model, self.data["X"][noisy], self.data["y"][noisy]))
         s["test_acc"].append(accuracy(self.model, self.data["X_test"], self.data["y_test"]))
-        s["sparsity"].append(achieved_sparsity(self.model))
+        s["sparsity_now"].append(achieved_sparsity(self.model))   # not "sparsity": that is a parameter column
 
 
 def achieved_sparsity(model) -> float:
