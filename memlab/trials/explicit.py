@@ -64,7 +64,8 @@ PARAMS = {
     "n_points": Param(0, help="fit a seeded random subset of this many rows (0: all rows)"),
     "method": Param("zhang", choices=METHODS, help="zhang: Theorem 1's network; algorithm2: algorithm.py"),
     "coding": Param("value", choices=CODINGS, help="zhang: one output (class index) or one per class"),
-    "bias_offset": Param(0.5, help="zhang: theta in (0, 1), where each bias sits between two projections (> 0.5: weights explode)"),
+    "bias_offset": Param(0.5, help="zhang: theta in (0, 1), where each bias sits between two "
+                                   "projections (> 0.5: the weights explode)"),
     "n_iter": Param(100, help="algorithm2: first-layer width"),
     "max_bias": Param(0.0, help="algorithm2: maximal first-layer bias"),
     "activation": Param("thres", choices=("thres", "relu"), help="algorithm2: first-layer activation"),
