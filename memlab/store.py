@@ -193,6 +193,8 @@ class Store:
             rows.append(row)
             if rec.get("series"):
                 s = pd.DataFrame(rec["series"])
+                # a series named like a parameter keeps its values under NAME_series
+                s = s.rename(columns={c: f"{c}_series" for c in s.columns if c in t.params})
                 s.insert(0, "_key", t.key)
                 s.insert(0, "_index", t.index)
                 for k, v in reversed(t.params.items()):

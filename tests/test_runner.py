@@ -169,3 +169,14 @@ def test_kill_9_then_rerun_loses_nothing_and_repeats_nothing(toy, tasks):
     counts = ran_keys(log)
     # each trial started at most twice: once more only if it was in flight at the kill
     assert len(counts) == n and sum(c > 1 for c in counts.values()) <= tasks
+
+
+def test_a_series_named_like_a_parameter_does_not_break_the_merge(study):
+    study.module("clash", """
+        def trial(params):
+            return {"s": 1, "series": {"epoch": [1, 2], "lr": [params["lr"], params["lr"] / 2]}}
+    """)
+    study.experiment("c", {"trial": "clash", "param_grid": {"lr": [0.1, 0.2]}})
+    assert run("c") == 0
+    series = pd.read_csv(study.path / "results" / "c_series.csv")
+    assert list(series["lr"]) == [0.1, 0.1, 0.2, 0.2] and list(series["lr_series"]) == [0.1, 0.05, 0.2, 0.1]
