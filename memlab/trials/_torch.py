@@ -7,6 +7,7 @@ with augmentation, a numpy batch copied over); the order comes from memlab.trial
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 
@@ -110,3 +111,16 @@ def load_state_arrays(model: nn.Module, opt: torch.optim.Optimizer, arrays: dict
     torch.set_rng_state(torch.from_numpy(np.array(arrays["rng.cpu"])))
     if "rng.cuda" in arrays and torch.cuda.is_available():
         torch.cuda.set_rng_state(torch.from_numpy(np.array(arrays["rng.cuda"])))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with n intra-op threads, then restore the previous setting: the matrices of the small
+    trials are tiny, and on a busy machine torch's thread pool spins (30x slower, measured on 2
+    shared cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -36,7 +36,6 @@ biases break this.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
@@ -44,6 +43,7 @@ import torch
 
 from memlab.datasets import DATASET_PARAMS, dataset_from_params
 from memlab.params import Param, resolve, trial_seed
+from memlab.trials._torch import torch_threads
 
 ACTIVATIONS = {
     "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, 0.1),
@@ -80,17 +80,6 @@ PARAMS = {
     "seed": Param(None, help="explicit seed (default: a hash of the other parameters)"),
 }
 
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run with n intra-op threads, then restore the previous setting: these matrices are small,
-    and on a busy machine torch's thread pool spins (30x slower, measured on 2 shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class Activation(torch.nn.Module):

@@ -32,7 +32,6 @@ exactly (tests/test_receptive_fields.py).
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
@@ -43,6 +42,7 @@ import torch
 
 from memlab.datasets import gp
 from memlab.params import Param, resolve, trial_seed
+from memlab.trials._torch import torch_threads
 
 PARAMS = {
     "D": Param(100, help="input dimension: pixels on the ring"),
@@ -179,17 +179,6 @@ def torch_accuracy_loss(W, b, x, y) -> tuple[float, float]:
     _, out = torch_forward(W, b, x)
     return float((torch.sign(out) == y).float().mean()), float(0.5 * ((out - y) ** 2).mean())
 
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run with n intra-op threads, then restore: the matrices here are tiny, and on a busy
-    machine torch's default thread pool spins for a 30x slowdown (measured on 2 shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train_torch(p: dict, seed: int) -> dict:

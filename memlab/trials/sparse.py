@@ -34,7 +34,7 @@ import torch
 
 from memlab.datasets import DATASET_PARAMS, load_dataset
 from memlab.params import Param, resolve, trial_seed
-from memlab.trials.autoencoder import torch_threads
+from memlab.trials._torch import torch_threads
 
 METHODS = ("random", "magnitude", "iterative")
 
