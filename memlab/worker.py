@@ -1,7 +1,7 @@
 """Run trials inside a worker process: the one place a trial function is called.
 
-Every backend ends here: joblib workers call `run_one` per trial, cluster array tasks call
-`run_many` on their share of a frozen manifest.  The worker imports the trial module once,
+Every backend ends here: joblib workers call `run_one` per trial, and so do cluster array tasks
+for each trial of their share of a frozen manifest (memlab.task).  The worker imports the trial module once,
 keeps datasets cached (memlab.datasets), and writes each finished trial's record to a file
 of its own before reporting back.
 """
@@ -83,6 +83,3 @@ def run_one(job: Job, trial: Trial) -> Summary:
         outcome = e
     return store.record(writer, trial, outcome, time.perf_counter() - t0, started)
 
-
-def run_batch(job: Job, trials: list[Trial]) -> list[Summary]:
-    return [run_one(job, t) for t in trials]
