@@ -36,7 +36,9 @@ def test_results_csv_has_params_index_and_values(toy):
     toy.experiment("t", {"trial": "toytrial", "param_grid": {"x": [3, 1, 2], "y": [0.5, 0.25]}})
     assert run("t") == 0
     df = pd.read_csv(toy.path / "results" / "t.csv")
-    assert list(df.columns[:4]) == ["x", "y", "_index", "_key"]
+    # every resolved parameter is a column: the grid's, then the trial's declared defaults
+    assert list(df.columns[:7]) == ["x", "y", "fail_at", "sleep", "log", "_index", "_key"]
+    assert list(df.columns[-2:]) == ["_code", "_git"]
     assert list(df["_index"]) == list(range(6))                  # sorted by grid position
     assert (df["z"] == df["x"] * 10 + df["y"]).all()
     series = pd.read_csv(toy.path / "results" / "t_series.csv")

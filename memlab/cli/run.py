@@ -37,6 +37,12 @@ def parse(argv):
     mode.add_argument("--status", action="store_true", help="print done / failed / pending and exit")
     mode.add_argument("--collect", action="store_true", help="merge the records that have arrived into the CSV")
     ap.add_argument("--retry-failed", action="store_true", help="rerun trials that failed before")
+    ap.add_argument("--rerun-stale", action="store_true",
+                    help="rerun finished trials whose results were computed by other trial code")
+    ap.add_argument("--trial-timeout", metavar="DURATION",
+                    help="stop a trial that runs longer (2h, 30m, 90s, 01:30:00; overrides the file's \"timeout\")")
+    ap.add_argument("--max-trials", type=int, default=None, metavar="N",
+                    help="refuse a grid bigger than this (default 10,000,000)")
     ap.add_argument("--fail-fast", action="store_true", help="stop at the first failed trial")
     ap.add_argument("--no-wait", action="store_true", help="sge/slurm: return after submitting (then --collect)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -56,9 +62,11 @@ def parse(argv):
 def main(argv=None) -> int:
     args = parse(argv)
     from memlab import runner
-    from memlab.config import load_experiment
+    from memlab.config import MAX_TRIALS, load_experiment, parse_duration
     try:
         exp = load_experiment(args.name)
+        timeout = exp.timeout if args.trial_timeout is None else \
+            parse_duration(args.trial_timeout, "the command line", "--trial-timeout")
         if args.dry_run:
             return runner.dry_run(exp)
         if args.status:
@@ -66,7 +74,8 @@ def main(argv=None) -> int:
         opts = runner.RunOptions(
             backend=args.backend, tasks=args.tasks, retry_failed=args.retry_failed, fail_fast=args.fail_fast,
             wait=not args.no_wait, progress=not args.no_progress and sys.stderr.isatty(),
-            scheduler_args=args.scheduler_args,
+            scheduler_args=args.scheduler_args, timeout=timeout, rerun_stale=args.rerun_stale,
+            max_trials=args.max_trials or MAX_TRIALS,
             resources={k: v for k in ("gpus", "mem", "time", "queue", "slots")
                        if (v := getattr(args, k)) is not None})
         if args.collect:
@@ -75,6 +84,11 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:       # an unreadable or unwritable results folder, a full disk
+        print(f"error: cannot use {e.filename or 'a file'}: {e.strerror or e}\n  fix: check that the folder exists, "
+              "is yours and has free space (or set MEMLAB_ROOT to another folder); finished trials are kept",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
