@@ -84,8 +84,8 @@ PREDICT_CHUNK_BYTES = 64 << 20
 PARAMS = {
     **DATASET_PARAMS,
     "dataset": REQUIRED,
-    "n_iter": Param(100, help="first-layer neurons"),
-    "max_bias": Param(0.0, help="first-layer biases are uniform in [-max_bias, max_bias]"),
+    "n_iter": Param(100, min=0, help="first-layer neurons"),
+    "max_bias": Param(0.0, min=0, help="first-layer biases are uniform in [-max_bias, max_bias]"),
     "activation": Param("thres", choices=ACTIVATIONS, help="first-layer activation"),
     "restart": Param(0, help="repetition number: only changes the seed"),
     "seed": Param(None, help="explicit seed (default: a hash of the other parameters)"),

@@ -51,18 +51,18 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def describe_exit(rc: int) -> str:
-    """How a worker process ended, for people: the signal's name, or the exit status."""
+def describe_exit(rc: int) -> tuple[str, str]:
+    """How a worker process ended, for people: (the signal's name or the exit status, a likely cause)."""
     if rc < 0:
         try:
             sig = signal.Signals(-rc)
-            why = f"killed by signal {sig.name} ({signal.strsignal(sig)})"
         except ValueError:
-            return f"killed by signal {-rc}"
-        if sig == signal.SIGKILL:
-            why += ": the out-of-memory killer, a scheduler's limit, or kill -9"
-        return why
-    return f"exited with status {rc} (os._exit, or a crash in native code)"
+            return f"was killed by signal {-rc}", ""
+        why = {signal.SIGKILL: "the out-of-memory killer, a scheduler's limit, or kill -9",
+               signal.SIGSEGV: "a crash in native code", signal.SIGBUS: "a crash in native code",
+               signal.SIGABRT: "an abort in native code"}.get(sig, "")
+        return f"was killed by signal {sig.name} ({signal.strsignal(sig)})", why
+    return f"exited with status {rc}", "os._exit() or a crash in native code"
 
 
 @dataclass
@@ -239,12 +239,13 @@ class Pool:
             pass
         rc = w.proc.wait()
         self._drop(w)
-        how = describe_exit(rc)
+        how, why = describe_exit(rc)
         if not w.ready:
             raise WorkerStartError(f"a worker process {how} while loading trial '{self.job.trial}' "
                                    "(see the messages above)")
         if w.trial is not None:
-            deliver(self._record_failure(w, "WorkerDied", f"the worker process {how} while running this trial"))
+            deliver(self._record_failure(w, "WorkerDied", f"the worker process {how} while running this trial"
+                                         + (f" ({why})" if why else "")))
 
     def _check_clock(self, deliver) -> None:
         now = time.monotonic()

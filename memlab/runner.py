@@ -4,6 +4,7 @@ The entry point run.py parses arguments and calls `run`, `dry_run` or `status` f
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import sys
@@ -169,6 +170,8 @@ def run(exp, opts: RunOptions) -> int:
                         file=exp.path, key="param_grid",
                         fix="split the experiment into smaller files, or raise the limit with --max-trials")
     datasets.require(exp.datasets())
+    if opts.timeout is None:           # the command line's --trial-timeout wins over the file's "timeout"
+        opts = dataclasses.replace(opts, timeout=exp.timeout)
     store = Store(exp.name)
     with RunLock(store):
         flying = backends.in_flight(store)     # submitted with --no-wait and still in the queue

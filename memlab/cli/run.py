@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     from memlab.config import MAX_TRIALS, load_experiment, parse_duration
     try:
         exp = load_experiment(args.name)
-        timeout = exp.timeout if args.trial_timeout is None else \
+        timeout = None if args.trial_timeout is None else \
             parse_duration(args.trial_timeout, "the command line", "--trial-timeout")
         if args.dry_run:
             return runner.dry_run(exp)
