@@ -42,6 +42,7 @@ def cuda():
 
 @pytest.fixture
 def jax_gpu(cuda):
+    from memlab.trials import _jax  # noqa: F401  -- its GPU flags count only before JAX's backend starts
     import jax
     try:
         return jax.devices("gpu")[0]
@@ -198,6 +199,26 @@ def test_receptive_fields_jax_on_cuda_follows_the_cpu(jax_gpu, float32_matmuls):
     gpu, cpu = rf.trial({**p, "device": "cuda"}), rf.trial({**p, "device": "cpu"})
     np.testing.assert_allclose(gpu["artifacts"]["W"], cpu["artifacts"]["W"], rtol=1e-3, atol=1e-3)
     assert gpu["ipr_mean"] == pytest.approx(cpu["ipr_mean"], rel=1e-3)
+
+
+FLAGS = """
+import os
+from memlab.trials import receptive_fields as rf
+rf.trial({"D": 20, "K": 4, "steps": 2, "batch_size": 8, "n_test": 20, "seed": 0, "framework": "jax"})
+print(os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"), os.environ.get("XLA_FLAGS"))
+"""
+
+
+@pytest.mark.slow
+def test_receptive_fields_jax_sets_the_gpu_flags_before_jax_starts():
+    """Otherwise each worker on a GPU node reserves 75 % of the GPU's memory (runs everywhere)."""
+    pytest.importorskip("jax")
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_FLAGS")}
+    env["PYTHONPATH"] = str(REPO)
+    out = subprocess.run([sys.executable, "-c", FLAGS], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    preallocate, flags = out.stdout.split()[-2:]
+    assert preallocate == "false" and "xla_gpu_deterministic_ops=true" in flags
 
 
 # ------------------------------------------------------------- SGE GPU picking ---
