@@ -158,7 +158,8 @@ def results_markdown(results: list[dict]) -> str:
     env = (rows.get("env") or [{}])[0]
     md = [f"GPU: {env.get('gpu', '(none)')}, {env.get('gpu_memory_gib', '?')} GiB; CPU: {env.get('cpu')}, "
           f"{env.get('cores')} cores; python {env.get('python')}, torch {env.get('torch')} "
-          f"(CUDA {env.get('torch_cuda')}, cuDNN {env.get('cudnn')}), jax {env.get('jax')}, flax {env.get('flax')}.", ""]
+          f"(CUDA {env.get('torch_cuda')}, cuDNN {env.get('cudnn')}), jax {env.get('jax')}, "
+          f"flax {env.get('flax')}.", ""]
     alg = [r for r in rows.get("algorithm", []) if r.get("kind") == "algorithm"]
     if alg:
         data = next((r for r in rows["algorithm"] if r.get("kind") == "algorithm_data"), {})
@@ -180,8 +181,8 @@ def results_markdown(results: list[dict]) -> str:
         md += ["", "SGD, random 28x28x3 images, batch 128, SGD momentum 0.9; examples/s of training epochs.", "",
                "| model | framework | hand-written loop (ex/s) | sgd trial (ex/s) | trial / hand |",
                "|---|---|---:|---:|---:|"]
-        md += [f"| {r['model']} | {r['framework']} | {r['hand_ex_s']:,.0f} | {r['trial_ex_s']:,.0f} | {r['ratio']:.2f}x |"
-               for r in sgd]
+        md += [f"| {r['model']} | {r['framework']} | {r['hand_ex_s']:,.0f} | {r['trial_ex_s']:,.0f} "
+               f"| {r['ratio']:.2f}x |" for r in sgd]
         for r in (r for r in rows["sgd"] if r.get("kind") == "sgd_epoch"):
             md.append(f"- {r['what']}, {r['framework']}: {r['epoch_s']:.1f} s per epoch, "
                       f"{r['trial_100_epochs_min']:.1f} min for a 100-epoch trial")

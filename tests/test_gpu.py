@@ -68,9 +68,14 @@ def float32_matmuls(cuda):
     jax.config.update("jax_default_matmul_precision", before[2])
 
 
+@pytest.fixture(scope="session")
+def _datasets_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("gpu_root")      # datasets built once (mnist_5k parses a CSV)
+
+
 @pytest.fixture(autouse=True)
-def _scratch_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMLAB_ROOT", str(tmp_path))
+def _scratch_root(_datasets_root, monkeypatch):
+    monkeypatch.setenv("MEMLAB_ROOT", str(_datasets_root))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
@@ -124,10 +129,9 @@ def test_sgd_torch_and_jax_on_cuda_agree_with_each_other_and_with_the_cpu(jax_gp
 
 
 def test_sgd_cnns_on_cuda_agree_with_the_cpu(jax_gpu, float32_matmuls):
-    """Convolutions, batch norm and Adam: cuDNN and XLA's GPU convolutions against the CPU."""
+    """Convolutions and Adam (tests/test_sgd.py's CNN test): cuDNN and XLA's GPU convolutions."""
     from memlab.trials import sgd
-    p = {**DIGITS, "model": "cnn_tutorial", "optimizer": "adam", "lr": 0.003, "weight_decay": 1e-4,
-         "batchnorm": True, "epochs": 2}
+    p = {**DIGITS, "model": "cnn_tutorial", "optimizer": "adam", "lr": 0.003, "weight_decay": 1e-4, "epochs": 2}
     ref = sgd.trial({**p, "framework": "torch", "device": "cpu"})["series"]["train_loss"]
     for fw in ("torch", "jax"):
         got = sgd.trial({**p, "framework": fw, "device": "cuda"})["series"]["train_loss"]
