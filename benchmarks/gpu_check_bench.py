@@ -259,7 +259,8 @@ def register_images() -> None:
 
 
 def sgd_params(model: str, framework: str, device: str, epochs: int, n_train: int, **extra) -> dict:
-    return {"dataset": "gpu_check_28x28x3", "model": model, "widths": [512], "framework": framework,
+    # split "all": the throughput of training; the final evaluation then only sees the n_train examples
+    return {"dataset": "gpu_check_28x28x3", "split": "all", "model": model, "widths": [512], "framework": framework,
             "epochs": epochs, "eval_every": 0, "batch_size": 128, "lr": 0.01, "momentum": 0.9,
             "lr_decay": 1.0, "seed": 0, "device": device, "n_train": n_train, **extra}
 
