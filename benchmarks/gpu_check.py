@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -114,6 +115,16 @@ def junit_counts(path: Path) -> dict | None:
     return c
 
 
+def pytest_progress(log: Path) -> str:
+    """The progress characters of `pytest -q` (. s F E x X) in its log."""
+    marks = ""
+    for line in (log.read_text(errors="replace") if log.exists() else "").splitlines():
+        line = re.sub(r"\s*\[\s*\d+%\]\s*$", "", line)
+        if line and set(line) <= set(".sFExX"):
+            marks += line
+    return marks
+
+
 def describe(result: dict, out: Path) -> str:
     """One cell: what the step found."""
     rows, name = result["rows"], result["step"]
@@ -124,8 +135,10 @@ def describe(result: dict, out: Path) -> str:
                 f"jax {r.get('jax')} {r.get('jax_devices')}, python {r.get('python')}")
     if name == "tests":
         c = junit_counts(out / "tests.xml")
-        if not c:
-            return "no JUnit report"
+        if not c:       # stopped before pytest wrote its report: count its progress characters
+            marks = pytest_progress(out / "tests.log")
+            return (f"stopped, no JUnit report; before that {marks.count('.')} passed, "
+                    f"{marks.count('F') + marks.count('E')} failed, {marks.count('s')} skipped")
         passed = c["tests"] - c["failures"] - c["errors"] - c["skipped"]
         text = f"{passed} passed, {c['failures'] + c['errors']} failed, {c['skipped']} skipped"
         return text + (f": {', '.join(c['failed'][:4])}" if c["failed"] else "")
