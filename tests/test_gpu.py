@@ -157,12 +157,13 @@ def test_sgd_device_auto_picks_the_gpu(jax_gpu):
 
 
 def test_a_torch_epoch_does_not_wait_for_the_gpu_at_every_step(cuda):
-    """No per-step host synchronisation (a GPU trial of a grid keeps the GPU busy): at most
-    one synchronizing call per epoch (its mean loss), counted by torch's sync debug mode."""
+    """No per-step host synchronisation (a GPU trial of a grid keeps the GPU busy): at most two
+    synchronizing calls per epoch (its order copied in, its mean loss out), counted by torch's
+    sync debug mode; a copy of each batch's indices would add one per step."""
     from gpu_check_bench import torch_syncs_per_epoch
     syncs, steps = torch_syncs_per_epoch("cuda", n_train=1438)
     assert steps == 12
-    assert syncs <= 1, f"{syncs} synchronizing CUDA calls in one epoch of {steps} steps"
+    assert syncs <= 2, f"{syncs} synchronizing CUDA calls in one epoch of {steps} steps"
 
 
 @pytest.mark.slow
