@@ -436,6 +436,7 @@ def torch_syncs_per_epoch(device: str, n_train: int) -> tuple[int, int]:
     """(synchronizing calls, training steps) in epoch 2 of a 3-epoch torch trial: model and data
     are on the device by then, and no evaluation runs in it (eval_every 0)."""
     from memlab.trials import sgd as sgd_trial
+    register_images()
     counter: dict = {}
 
     def on_epoch(epoch, history):
