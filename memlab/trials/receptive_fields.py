@@ -231,6 +231,10 @@ def _train_torch(p: dict, seed: int) -> dict:
 @functools.cache
 def jax_impl():
     """The jax functions, built on first use (importing jax is slow; torch users skip it)."""
+    # memlab.trials._jax sets JAX's GPU flags (allocate memory as needed, deterministic ops),
+    # which only count when set before JAX starts its backend: without it a worker on a GPU
+    # reserves 75 % of the GPU's memory, and the next worker sharing that GPU runs out.
+    from memlab.trials import _jax  # noqa: F401
     import jax
     import jax.numpy as jnp
     from jax.scipy.special import erf
