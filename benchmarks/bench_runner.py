@@ -3,7 +3,9 @@
     python benchmarks/bench_runner.py [--trials 20000]
 
 Runs a trivial trial over N grid points in a scratch folder through `runner.run` (config
-load, planning, one flushed record per trial, merge into the CSV) with 1 and 2 workers.
+load, planning, one flushed record per trial, merge into the CSV) with 1 and 2 supervised
+worker processes (memlab.pool: every trial runs in a child that may crash without harm), and
+times planning the paper's 127,500-trial moons grid and counting a 10^9-trial grid.
 """
 from __future__ import annotations
 
@@ -20,6 +22,29 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from memlab import runner  # noqa: E402
 from memlab.config import load_experiment  # noqa: E402
+
+
+def bench_planning() -> list[dict]:
+    """Load + plan experiments/moons.json (127,500 trials) with no results; count a 10^9 grid."""
+    from memlab.store import Store
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        os.chdir(d)
+        Path("experiments").mkdir()
+        Path("experiments/moons.json").write_text((HERE.parent / "experiments" / "moons.json").read_text())
+        Path("experiments/huge.json").write_text(json.dumps({"trial": "trivial", "param_grid": {
+            "x": {"type_": "range", "stop": 1000}, "a": {"type_": "range", "stop": 1000},
+            "b": {"type_": "range", "stop": 1000}}}))
+        t0 = time.perf_counter()
+        exp = load_experiment("moons")
+        p = runner.plan(exp, Store("moons"))
+        rows.append({"what": f"load + plan moons.json ({len(p.trials):,} trials)",
+                     "seconds": time.perf_counter() - t0})
+        t0 = time.perf_counter()
+        n = len(load_experiment("huge"))
+        rows.append({"what": f"load + count a {n:,}-trial grid", "seconds": time.perf_counter() - t0})
+        os.chdir(HERE)
+    return rows
 
 
 def bench(n: int) -> list[dict]:
@@ -41,7 +66,7 @@ def bench(n: int) -> list[dict]:
             code = runner.run(load_experiment("bench"), runner.RunOptions(tasks=tasks, progress=False))
             seconds = time.perf_counter() - t0
             assert code == 0
-            rows.append({"how": f"run.py, joblib, {tasks} worker{'s' * (tasks > 1)}", "seconds": seconds})
+            rows.append({"how": f"run.py, {tasks} supervised worker{'s' * (tasks > 1)}", "seconds": seconds})
             os.chdir(HERE)
     for r in rows:
         r["trials/s"] = n / r["seconds"]
@@ -49,11 +74,14 @@ def bench(n: int) -> list[dict]:
     return rows
 
 
-def table(rows, n) -> str:
-    out = [f"Trivial trial, {n:,} trials (whole run: config, plan, records, CSV merge).", "",
+def table(rows, n, planning=()) -> str:
+    out = [f"Trivial trial, {n:,} trials (whole run: config, plan, worker start, records, CSV merge).", "",
            "| how | seconds | trials/s | overhead per trial |", "|---|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['how']} | {r['seconds']:.2f} | {r['trials/s']:,.0f} | {r['overhead ms/trial']:.3f} ms |")
+    if planning:
+        out += ["", "| planning | seconds |", "|---|---:|"]
+        out += [f"| {r['what']} | {r['seconds']:.2f} |" for r in planning]
     return "\n".join(out)
 
 
@@ -64,6 +92,8 @@ if __name__ == "__main__":
     import io
     import contextlib
     buf = io.StringIO()
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with contextlib.redirect_stdout(buf):
         rows = bench(a.trials)
-    print(table(rows, a.trials))
+        planning = bench_planning()
+    print(table(rows, a.trials, planning))

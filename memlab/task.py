@@ -112,6 +112,8 @@ def assign_gpus(n: int, complex_name: str = "gpu") -> str | None:
         print(f"memlab: {n} GPU(s) granted but none found on {socket.gethostname()} "
               "(set MEMLAB_GPU_IDS, e.g. `-- -v MEMLAB_GPU_IDS=0:1`); CUDA_VISIBLE_DEVICES left unset", flush=True)
         return None
+    # nvidia-smi and the SGE complex number GPUs in PCI order; CUDA's default is fastest first
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
     return os.environ["CUDA_VISIBLE_DEVICES"]
 
