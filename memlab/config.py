@@ -25,7 +25,8 @@ from types import ModuleType
 
 from memlab import trials as trial_registry
 from memlab.errors import ConfigError, choices_hint, closest
-from memlab.params import REQUIRED, Param, Trial, as_param, identify, plain  # noqa: F401  (Trial re-exported)
+from memlab.params import (REQUIRED, Param, Trial, as_param, explicit_seed, fragment,  # noqa: F401  (Trial)
+                           key_of_text, plain, seed_of_text)
 from memlab.paths import EXPERIMENTS_DIR
 from memlab.trials import TRIALS  # noqa: F401  (re-exported: the registry of short names)
 
@@ -82,13 +83,33 @@ class Experiment:
         return grid_size(self.param_grid)
 
     def trials(self) -> Iterator[Trial]:
-        """Every trial of the grid, in ParameterGrid order, with resolved parameters."""
-        defaults, tid = self.defaults, self.trial_id
-        not_seeded = tuple(getattr(self.module, "NOT_SEEDED", ()))
-        for i, point in enumerate(iter_grid(self.param_grid)):
-            p = {**point, **{k: v for k, v in defaults.items() if k not in point}}   # the grid's first
-            key, seed = identify(tid, p, not_seeded)
-            yield Trial(i, key, p, seed)
+        """Every trial of the grid, in ParameterGrid order, with resolved parameters.
+
+        Keys and seeds are memlab.params.identify() of each trial, computed from canonical
+        fragments made once per grid value (planning 127,500 trials costs what hashing them does).
+        """
+        tid, not_seeded = self.trial_id, set(getattr(self.module, "NOT_SEEDED", ()))
+        index = 0
+        for g in self.param_grid:
+            items = sorted(g.items())
+            names = [k for k, _ in items]
+            fixed = {k: v for k, v in self.defaults.items() if k not in g}
+            order = sorted(k for k in [*names, *fixed] if not k.startswith("_"))
+            frags = {k: [fragment(k, v) for v in values] for k, values in items}
+            frags.update({k: [fragment(k, v)] for k, v in fixed.items()})
+            slot = {k: j for j, k in enumerate(names)}
+            seeded = [k not in not_seeded for k in order]
+            for choice in itertools.product(*(range(len(v)) for _, v in items)):
+                p = {k: items[j][1][choice[j]] for j, k in enumerate(names)}
+                p.update(fixed)                       # the grid's values first, then the defaults
+                parts = [frags[k][choice[slot[k]]] if k in slot else frags[k][0] for k in order]
+                text = "{" + ",".join(parts) + "}"
+                seed = explicit_seed(p)
+                if seed is None:
+                    seed = seed_of_text(text if not not_seeded else
+                                        "{" + ",".join(x for x, s in zip(parts, seeded) if s) + "}", tid)
+                yield Trial(index, key_of_text(text, tid), p, seed)
+                index += 1
 
     def grid_points(self) -> Iterator[dict]:
         """The grid's own values per trial, in the same order as trials() (for legacy keys)."""

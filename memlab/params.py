@@ -156,15 +156,36 @@ def canonical(params: dict) -> str:
                       sort_keys=True, separators=(",", ":"))
 
 
+def fragment(key: str, value) -> str:
+    """One `"key":value` of canonical(): canonical(d) == "{" + ",".join(sorted fragments) + "}"."""
+    return json.dumps(key) + ":" + json.dumps(_canon(value), sort_keys=True, separators=(",", ":"))
+
+
+def key_of_text(text: str, trial: str = "") -> str:
+    if trial:
+        text = f"trial={trial};{text}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def seed_of_text(text: str, trial: str = "") -> int:
+    if trial:
+        text = f"trial={trial};{text}"
+    return int(hashlib.sha256(("seed:" + text).encode()).hexdigest()[:8], 16)
+
+
+def explicit_seed(params: dict) -> int | None:
+    seed = params.get("seed")
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return int(seed)
+    return None
+
+
 def trial_key(params: dict, trial: str = "") -> str:
     """The trial's identity: a hash of its trial module's name and its resolved parameters.
 
     `trial=""` gives the key scheme of memlab <= 0.1 (parameters alone): see `legacy_key`.
     """
-    text = canonical(params)
-    if trial:
-        text = f"trial={trial};{text}"
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return key_of_text(canonical(params), trial)
 
 
 def legacy_key(grid_point: dict) -> str:
@@ -180,14 +201,12 @@ def trial_seed(params: dict, trial: str = "", not_seeded=()) -> int:
     compares implementations on the same draws).  Called directly without `_seed`, a trial is
     seeded from a hash of the parameters it was given.
     """
-    seed = params.get("seed")
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return int(seed)
+    seed = explicit_seed(params)
+    if seed is not None:
+        return seed
     if isinstance(params.get("_seed"), int):
         return params["_seed"]
-    seeded = {k: v for k, v in params.items() if k not in not_seeded}
-    text = canonical(seeded) if not trial else f"trial={trial};{canonical(seeded)}"
-    return int(hashlib.sha256(("seed:" + text).encode()).hexdigest()[:8], 16)
+    return seed_of_text(canonical({k: v for k, v in params.items() if k not in not_seeded}), trial)
 
 
 def resolve(declared: dict, params: dict) -> dict:

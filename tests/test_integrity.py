@@ -479,3 +479,21 @@ def test_gpu_locks_never_follow_links_or_chmod_and_stay_private(tmp_path, monkey
     finally:
         while task._held_locks:
             os.close(task._held_locks.pop())
+
+
+def test_planned_keys_and_seeds_are_identify_of_the_resolved_parameters(study):
+    """The fast planning path gives exactly memlab.params.identify() (NOT_SEEDED, explicit seed)."""
+    from memlab.params import identify
+    study.experiment("k", {"trial": "algorithm", "param_grid": [
+        {"dataset": ["moons"], "n_iter": [10, 20.0], "method": ["fast", "oracle"]},
+        {"dataset": ["moons"], "seed": [5, 6]}, {"dataset": ["lines"]}]})
+    exp = load_experiment("k")
+    import algorithm
+    trials = list(exp.trials())
+    assert len(trials) == 7
+    for t in trials:
+        assert (t.key, t.seed) == identify("algorithm", t.params, algorithm.NOT_SEEDED)
+    fast, oracle = (next(t for t in trials if t.params.get("method") == m and t.params["n_iter"] == 10)
+                    for m in ("fast", "oracle"))
+    assert fast.params["method"] != oracle.params["method"] and fast.seed == oracle.seed and fast.key != oracle.key
+    assert {t.seed for t in trials if "seed" in t.params and t.params["seed"] in (5, 6)} >= {5, 6}

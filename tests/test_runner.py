@@ -55,7 +55,8 @@ def test_results_do_not_depend_on_workers(toy):
     assert run("one") == 0 and run("two", tasks=2) == 0
     a, b = (pd.read_csv(toy.path / "results" / f"{n}.csv") for n in ("one", "two"))
     pd.testing.assert_frame_equal(a, b)                       # `noise` is seeded from the parameters
-    assert len(list((toy.path / "results" / "two" / "records").glob("*.jsonl"))) == 2
+    # one record file per worker process that ran trials (a worker slow to start may get none)
+    assert 1 <= len(list((toy.path / "results" / "two" / "records").glob("*.jsonl"))) <= 2
 
 
 def test_same_command_resumes_and_extending_the_grid_keeps_finished_trials(toy):
