@@ -204,7 +204,7 @@ def run(exp, opts: RunOptions) -> int:
             interrupted = f"error: {e}"
         finally:
             rep.close()
-        return finish(exp, store, p.trials, rep, time.perf_counter() - t0, interrupted)
+        return finish(exp, store, p.trials, rep, time.perf_counter() - t0, interrupted, no_wait=not opts.wait)
 
 
 def run_info(opts: RunOptions) -> dict:
@@ -217,7 +217,9 @@ def run_info(opts: RunOptions) -> dict:
             "memlab": memlab.__version__, **git_state(os.path.dirname(os.path.abspath(memlab.__file__)))}
 
 
-def finish(exp, store, trials, rep, seconds, interrupted) -> int:
+def finish(exp, store, trials, rep, seconds, interrupted, no_wait: bool = False) -> int:
+    """Merge, summarize, and say whether the grid is done: 0 only when every trial is (or, with
+    --no-wait, when every trial not done is queued or running in a cluster job)."""
     state = store.state(exp.code)
     results, stale, adopted = match(exp, trials, state)
     try:
@@ -243,6 +245,8 @@ def finish(exp, store, trials, rep, seconds, interrupted) -> int:
         if flying:
             print(f"{missing} trials are not done: {len(flying)} are queued or running ({backends.describe(flying)}); "
                   f"run the same command again to wait for them, or --collect later")
+            if no_wait and len(flying) >= missing:
+                missing = 0            # submitted as asked: the job has them
         else:
             print(f"{missing} trials are not done: run the same command again")
     if failed:
