@@ -197,7 +197,7 @@ class TorchTrainer:
         self.p, self.data, self.seed = p, data, seed
         self.dev = _torch.setup(p["device"], seed)
         self.device_name = str(self.dev)
-        self.conv, self.layers = is_convolutional(layers), layers
+        self.conv = is_convolutional(layers)
         self.net = TorchNet(layers, init, data.input_shape).to(self.dev)
         params = (self.net.parameters() if p["weight_decay_scope"] == "all"
                   else _torch.decay_groups(self.net, p["weight_decay"]))
@@ -240,9 +240,8 @@ class TorchTrainer:
         return self.net.canonical_params()
 
     def set_canonical_params(self, params: dict) -> None:
-        """Replace the network's weights (the optimizer keeps the old ones: for evaluation only)."""
-        from memlab.models.torch_models import TorchNet
-        self.net = TorchNet(self.layers, params, self.data.input_shape).to(self.dev)
+        """Overwrite the network's weights in place (the optimizer's state stays: for evaluation)."""
+        self.net.load_canonical(params)
 
     def state_arrays(self):
         return self._torch.state_arrays(self.net, self.opt)
