@@ -139,13 +139,13 @@ def table(result) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One thin ResNet-18 (width 4) trained on 512 digits, studied and pruned (torch)."""
+    """One thin ResNet-18 (width 8) trained on 512 digits, studied and pruned (torch)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("MEMLAB_ROOT", str(tmp_path_factory.mktemp("root")))
     mp.setenv("OMP_NUM_THREADS", "1")
     mp.delenv(CHECKPOINT_ENV, raising=False)
     try:
-        return criticality.trial({**DIGITS, "model": "resnet18_thin", "width": 4, "n_train": 512, "epochs": 20,
+        return criticality.trial({**DIGITS, "model": "resnet18_thin", "width": 8, "n_train": 512, "epochs": 20,
                                   "lr_decay": 0.95, "checkpoint_every": 5, "prune_noncritical": True})
     finally:
         mp.undo()

@@ -111,7 +111,7 @@ def layer_heatmap(df, spec, ctx):
     fig, axes = new_figure(spec, len(groups), len(panels), squeeze=False)
     if not isinstance(spec.get("figsize"), list | tuple):
         n_layers = max(g["layer_index"].nunique() for _, g in groups)
-        fig.set_size_inches(3.2 * len(panels), (0.25 * n_layers + 1.2) * len(groups))
+        fig.set_size_inches(max(3.2 * len(panels), 4.8), (0.25 * n_layers + 1.2) * len(groups))
     for r, (key, g) in enumerate(groups):
         for c, (metric, split) in enumerate(panels):
             grid = heatmap_grid(g, metric, split, option(spec, "rerandomize") and metric != "l2_from_init",
@@ -145,12 +145,15 @@ def _draw(fig, ax, grid: pd.DataFrame, spec: dict) -> None:
     ax.grid(False)
     ax.set_xticks(range(grid.shape[1]), list(grid.columns))
     ax.set_yticks(range(grid.shape[0]), [name for _, name in grid.index])
+    if "rand" in grid.columns:   # the re-randomization column is not a checkpoint: set it apart
+        ax.axvline(grid.shape[1] - 1.5, color="white", linewidth=3)
     if option(spec, "annotate") and values.size <= 600:
-        finite = values[np.isfinite(values)]
-        mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
-                ax.text(j, i, format(v, option(spec, "fmt")), ha="center", va="center", fontsize=6,
-                        color="white" if v > mid else "black")
+                r, g, b, _ = im.cmap(im.norm(v))
+                dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5     # light text on dark cells
+                text = format(v, option(spec, "fmt"))
+                text = text.lstrip("-") if not any(c in "123456789" for c in text) else text   # not "-0.00"
+                ax.text(j, i, text, ha="center", va="center", fontsize=6, color="white" if dark else "black")
     fig.colorbar(im, ax=ax, shrink=0.8)
 

@@ -16,7 +16,7 @@ With `resets` including "rerandomize", layer l is also reset to a fresh draw fro
 distribution (Zhang-Bengio-Singer's re-randomization; checkpoint_epoch -1 in the table).
 
 A "layer" is a convolution or dense layer together with the batch norm that follows it (its
-running statistics reset with it).  The series is the long table, one row per (reset, layer,
+running statistics reset with it; `reset_batchnorm: false` leaves the batch norm trained).  The series is the long table, one row per (reset, layer,
 checkpoint, split): `reset`, `layer`, `layer_index`, `checkpoint_epoch`, `split`, `loss`, `acc`,
 `loss_drop`, `acc_drop`, `l2_from_init` (||W_t - W_0|| of the layer's kernel, biases ignored).
 Scalars: the sgd trial's, plus `spearman_l2_vs_acc_drop` (over layers: the final kernel's distance
@@ -56,6 +56,9 @@ PARAMS.update({
     "checkpoint_every": Param(10, help="checkpoints at initialization, every this many epochs and at the end"),
     "resets": Param(["checkpoint", "rerandomize"],
                     help="checkpoint: reset a layer to each checkpoint; rerandomize: to a fresh initial draw"),
+    "reset_batchnorm": Param(True, choices=(True, False),
+                             help="a layer's reset takes the batch norm after it along (scale, shift and "
+                                  "running statistics); False: only the convolution / dense weights"),
     "prune_noncritical": Param(False, choices=(False, True), help="remove non-critical layers and retrain"),
     "prune_threshold": Param(0.1, help="a layer is critical when its reset to initialization costs more "
                                        "than this relative test accuracy"),
@@ -79,6 +82,8 @@ def trial(params: dict) -> dict:
     curves = result.pop("series")
 
     units = layer_units(layers)
+    if not p["reset_batchnorm"]:
+        units = [(name, groups[:1]) for name, groups in units]
     fresh = init_params(layers, data.input_shape, rng(seed, RERANDOMIZE), p["activation"])
     table = study(trainer, units, snaps, fresh if "rerandomize" in p["resets"] else None,
                   "checkpoint" in p["resets"])
