@@ -81,8 +81,9 @@ HEATMAP_METRICS = ("acc_drop", "loss_drop", "acc", "loss", "l2_from_init")
           options={"metrics": ["acc_drop", "loss_drop"], "splits": ["train", "test"], "by": None,
                    "rerandomize": True, "agg": "mean", "cmap": "magma_r", "annotate": True, "fmt": ".2f"})
 def layer_heatmap(df, spec, ctx):
-    """Layers (rows, network order) x checkpoints (columns), one panel per metric and split, from
-    the `criticality` trial's long table (Zhang, Bengio & Singer 2019, Fig. 1 style).
+    """Layers x checkpoints of the criticality trial's table, one panel per metric and split.
+
+    Rows are layers in network order, columns checkpoint epochs (Zhang, Bengio & Singer 2019).
 
     metrics     -- columns to show, of acc_drop, loss_drop, acc, loss, l2_from_init
                    (default ["acc_drop", "loss_drop"]; l2_from_init is drawn once, not per split)
