@@ -255,3 +255,18 @@ def test_plots_render_from_the_trials_tables(tmp_path):
     assert len(fig.axes[0].lines) == 2 * 2 + 2                 # train + test per noise level, legend keys
     np.testing.assert_allclose(fig.axes[2].lines[0].get_ydata(), [0.05, 0.025, 0.0125])
     fig.savefig(tmp_path / "t.png")
+
+
+@pytest.mark.parametrize("name, trial", [("practical_noisy_labels", "sgd"), ("criticality", "memlab.trials.criticality")])
+def test_shipped_experiments_are_valid(name, trial):
+    import json
+    from pathlib import Path
+
+    from memlab import config, plots
+    path = Path(__file__).resolve().parent.parent / "experiments" / f"{name}.json"
+    raw = json.loads(path.read_text())
+    assert raw["trial"] == trial and "cifar10" in raw["description"]
+    grid = config.expand_grid(raw["param_grid"], path)
+    config.check_params(config.import_trial(trial, path), grid, path, trial)
+    for spec in raw["plots"]:
+        plots.validate(spec, file=path)
