@@ -24,7 +24,9 @@ import numpy as np
 
 from memlab.errors import DatasetError, choices_hint
 
-CORRUPTIONS = ("none", "partial_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
+CORRUPTIONS = ("none", "partial_labels", "noisy_labels", "random_labels", "shuffled_pixels", "random_pixels",
+               "gaussian")
+LABEL_CORRUPTIONS = ("partial_labels", "noisy_labels", "random_labels")   # the test set keeps its labels
 ROWS_PER_STREAM = 1024   # per-image draws come from one random stream per block of this many rows
 
 
@@ -46,6 +48,8 @@ def apply(ds, corruption: str, *, prob: float = 0.0, seed: int = 0):
     none            -- `ds` itself
     partial_labels  -- each training label, with probability `prob`, becomes a uniformly random class
                        (which may be the old one: a fraction prob * (1 - 1/K) changes)
+    noisy_labels    -- the KTH practical's corrupt_labels: exactly round(prob * n) of the n training
+                       labels, chosen at random, each become a uniformly random *other* class
     random_labels   -- every training label becomes a uniformly random class (`prob` is ignored)
     shuffled_pixels -- one random permutation of the pixels, applied to every image
     random_pixels   -- an independent random permutation of the pixels of each image
@@ -57,6 +61,8 @@ def apply(ds, corruption: str, *, prob: float = 0.0, seed: int = 0):
     X, y = ds.X, ds.y
     if corruption == "partial_labels":
         y = _random_labels(ds, prob, seed)
+    elif corruption == "noisy_labels":
+        y = _noisy_labels(ds, prob, seed)
     elif corruption == "random_labels":
         y = _random_labels(ds, 1.0, seed)
     elif corruption == "shuffled_pixels":
@@ -86,6 +92,17 @@ def _random_labels(ds, prob: float, seed: int) -> np.ndarray:
         flip &= ~ds.is_test
     y = ds.y.copy()
     y[flip] = new[flip].astype(y.dtype)
+    return y
+
+
+def _noisy_labels(ds, prob: float, seed: int) -> np.ndarray:
+    rng = _rng(seed, "noisy_labels")
+    rows = np.flatnonzero(np.ones(len(ds.y), bool) if ds.is_test is None else ~ds.is_test)
+    chosen = rng.choice(rows, int(round(prob * len(rows))), replace=False)
+    k = ds.n_classes
+    # Adding 1 .. K-1 (mod K) reaches every other class with equal probability, never the true one.
+    y = ds.y.copy()
+    y[chosen] = ((ds.y[chosen].astype(np.int64) + rng.integers(1, k, len(chosen))) % k).astype(y.dtype)
     return y
 
 

@@ -26,6 +26,7 @@ TRIALS = {
     "autoencoder": "memlab.trials.autoencoder",
     "sparse": "memlab.trials.sparse",
     "explicit": "memlab.trials.explicit",
+    "criticality": "memlab.trials.criticality",
 }
 _NAMES = {module: short for short, module in TRIALS.items()}
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
