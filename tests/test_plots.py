@@ -111,7 +111,7 @@ def test_heatmap_cells_are_the_means_and_region_is_dashed(ctx, tmp_path):
     inner = xy[(xy[:, 0] > 0) & (xy[:, 1] < 4)]
     assert len(inner) >= 3 and ((inner[:, 0] > 2) | (inner[:, 1] < 2)).all()
     assert (inner[:, 0] < 3).all() and (inner[:, 1] > 1).all()
-    assert ax.get_xlabel() == "bias" and ax.get_ylabel() == "n_iter"
+    assert ax.get_xlabel() == "bias" and ax.get_ylabel() == "first-layer width n"   # DISPLAY_NAMES
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.5", "1", "1.5", "2"]
 
 

@@ -36,10 +36,17 @@ DASHES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
-def rc(spec: dict) -> dict:
+PAPER_RC = {"axes.grid": False, "axes.edgecolor": "black"}
+
+
+def is_small(spec: dict) -> bool:
     figsize = option(spec, "figsize")
-    small = figsize is not None and float(figsize[0]) < 4.0
-    return {**BASE_RC, **(SMALL_FIGURE_RC if small else {})}
+    return figsize is not None and float(figsize[0]) < 4.0
+
+
+def rc(spec: dict) -> dict:
+    theme = PAPER_RC if option(spec, "theme") == "paper" else {}
+    return {**BASE_RC, **(SMALL_FIGURE_RC if is_small(spec) else {}), **theme}
 
 
 def new_figure(spec: dict, nrows: int = 1, ncols: int = 1, **kw):
@@ -125,37 +132,140 @@ def colors_for(values, cmap=None) -> dict:
     return dict(zip(values, cycle))
 
 
-def summarize(df: pd.DataFrame, x: str, y: str, by: list[str], agg: str = "mean",
-              band: str = "ci") -> pd.DataFrame:
-    """One row per (by..., x): `center` (agg of y over repeats), band `lo`..`hi` and `n`.
+def is_binary(values) -> bool:
+    """True for a 0/1 (or bool) quantity: each value is one success or failure."""
+    v = pd.Series(values).dropna()
+    return v.dtype == bool or (len(v) > 0 and bool(v.isin([0, 1]).all()))
 
-    band "ci": the 95% confidence interval of the mean (Student t); "std": center +- one
-    standard deviation; "none": no band (lo = hi = center).
+
+def value_bounds(values, bounds="auto") -> tuple[float, float]:
+    """The range a quantity can take: `bounds` as given, or inferred from its values.
+
+    "auto": [0, 1] when every value lies in [0, 1] (probabilities, accuracies, fractions),
+    [0, inf) when none is negative (widths, losses, norms, IPR), else unbounded.  None: unbounded.
     """
-    if band not in ("ci", "std", "none"):
-        raise ConfigError(f"unknown band '{band}'", key="band", fix=choices_hint(band, ("ci", "std", "none")))
+    if bounds is None:
+        return -np.inf, np.inf
+    if bounds != "auto":
+        lo, hi = bounds
+        return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
+    v = pd.Series(values).dropna().astype(float)
+    if v.empty or v.min() < 0:
+        return -np.inf, np.inf
+    return 0.0, 1.0 if v.max() <= 1 else np.inf
+
+
+def wilson(successes: np.ndarray, n: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The Wilson score interval of a proportion: inside [0, 1], sensible at 0 % and 100 %."""
+    z = stats.norm.ppf(0.5 + level / 2)
+    n = np.maximum(np.asarray(n, dtype=float), 1)
+    p = np.asarray(successes, dtype=float) / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return mid - half, mid + half
+
+
+BAND_KINDS = ("ci", "std", "none")
+
+
+def summarize(df: pd.DataFrame, x: str, y: str, by: list[str], agg: str = "mean",
+              band: str = "ci", bounds="auto", min_n: int = 3) -> pd.DataFrame:
+    """One row per (by..., x): `center` (agg of y over repeats), band `lo`..`hi`, `n` and `method`.
+
+    band "ci": a 95 % interval of the mean -- the Wilson score interval when y is 0/1 (a
+    proportion), else Student's t; "std": center +- one standard deviation; "none": no band.
+    Every band is clipped to the quantity's range (value_bounds), and a point with fewer than
+    `min_n` repeats gets none (lo = hi = center): two restarts do not make an interval.
+    """
+    if band not in BAND_KINDS:
+        raise ConfigError(f"unknown band '{band}'", key="band", fix=choices_hint(band, BAND_KINDS))
     d = df.assign(**{y: as_number(df[y])})
     g = d.groupby([*by, x], sort=True, dropna=False)[y]
-    out = g.agg(center=agg, std="std", n="count").reset_index()
-    std = out["std"].fillna(0.0)
-    if band == "ci":
-        n = out["n"].to_numpy()
+    out = g.agg(center=agg, mean="mean", std="std", n="count").reset_index()
+    n, std, center = out["n"].to_numpy(), out["std"].fillna(0.0).to_numpy(), out["center"].to_numpy()
+    method = "none" if band == "none" else band
+    if band == "ci" and is_binary(d[y]) and agg == "mean":
+        lo, hi = wilson(out["mean"].to_numpy() * n, n)
+        method = "wilson"
+    elif band == "ci":
         t = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), 0.0)
         width = t * std / np.sqrt(np.maximum(n, 1))
+        lo, hi = center - width, center + width
     elif band == "std":
-        width = std
+        lo, hi = center - std, center + std
     else:
-        width = 0.0 * std
-    return out.assign(lo=out["center"] - width, hi=out["center"] + width)
+        lo, hi = center, center
+    few = n < max(int(min_n), 2)
+    lo, hi = np.where(few, center, lo), np.where(few, center, hi)
+    vlo, vhi = value_bounds(d[y], bounds)
+    out = out.assign(lo=np.clip(lo, vlo, vhi), hi=np.clip(hi, vlo, vhi), method=method)
+    return out.drop(columns=["mean"])
 
 
-def group_label(keys: tuple) -> str:
-    return ", ".join(fmt(k) for k in keys)
+def band_caption(summary: pd.DataFrame, agg: str, min_n: int = 3) -> str:
+    """What a line and its band are, in words: "mean of 10 repeats; band: 95 % Wilson interval"."""
+    n = summary["n"]
+    count = f"{int(n.min())}" if n.min() == n.max() else f"{int(n.min())} to {int(n.max())}"
+    text = f"lines: {agg} of {count} trial{'s' if n.max() > 1 else ''}"
+    method = summary["method"].iloc[0] if len(summary) else "none"
+    if method == "none":
+        return text
+    if n.max() < max(int(min_n), 2):
+        return text + f"; no band: {int(n.max())} trial{'s are' if n.max() > 1 else ' is'} too few for one"
+    words = {"wilson": "95 % Wilson interval", "ci": "95 % t-interval of the mean", "std": "\u00b1 1 s.d."}
+    text += f"; band: {words[method]}"
+    if n.min() < max(int(min_n), 2):
+        text += f" (none where fewer than {int(min_n)} trials)"
+    return text
+
+
+# Display names of the shipped experiments' columns; a spec's "names" overrides them.
+DISPLAY_NAMES = {
+    "max_bias": "max bias \u03bb", "n_iter": "first-layer width n", "second_dim_out": "second-layer width",
+    "interpolated": "interpolation probability", "n_samples": "samples N", "score": "training accuracy",
+    "corrupt_prob": "label corruption", "framework": "framework", "gain": "gain g",
+    "train_loss": "training loss", "test_acc": "test accuracy", "train_acc": "training accuracy",
+    "test_error": "test error", "init_scale": "init. scale", "gamma_factor": "\u03b3 / \u03b3_scale",
+    "n_train": "training images N", "depth": "hidden layers", "width": "width",
+}
+
+
+def display_name(spec: dict, column: str | None) -> str | None:
+    """How a column is named on axes and legends: spec["names"], then DISPLAY_NAMES, then itself."""
+    if column is None:
+        return None
+    names = option(spec, "names") or {}
+    return names.get(column, DISPLAY_NAMES.get(column, column))
+
+
+def display_value(spec: dict, column: str | None, value) -> str:
+    """A value as a legend entry: spec["value_names"][column][value], else fmt(value)."""
+    table = (option(spec, "value_names") or {}).get(column, {}) if column else {}
+    return str(table.get(fmt(value), table.get(str(value), fmt(value))))
+
+
+def add_caption(fig, text: str) -> None:
+    """A sentence saying what a mark means; drawn under the figure (option `caption`) and shown
+    beside it on the report page."""
+    if text and text not in getattr(fig, "memlab_caption", []):
+        fig.memlab_caption = [*getattr(fig, "memlab_caption", []), text]
+
+
+def group_label(keys: tuple, spec: dict | None = None, by=()) -> str:
+    if spec is None:
+        return ", ".join(fmt(k) for k in keys)
+    return ", ".join(display_value(spec, c, k) for c, k in zip(by, keys))
 
 
 def draw_lines(ax, summary: pd.DataFrame, x: str, hue: str | None, style: str | None, *,
-               cmap=None, markers: bool = False, band: bool = True, markersize=None) -> dict:
-    """One line (+ band) per (hue, style) group of a summarize() table; returns hue -> colour."""
+               cmap=None, markers: bool = False, band: bool = True, markersize=None,
+               spec: dict | None = None) -> dict:
+    """One line (+ band) per (hue, style) group of a summarize() table; returns hue -> colour.
+
+    Lines that coincide (the same values, e.g. a PyTorch and a JAX run of one computation) are
+    drawn so that both stay visible: the later one dashed over the earlier, with open markers,
+    and a caption names them.
+    """
     hues = list(pd.unique(summary[hue])) if hue else [None]
     if hue and all(isinstance(h, numbers.Real) for h in hues):
         hues = sorted(hues)
@@ -166,16 +276,48 @@ def draw_lines(ax, summary: pd.DataFrame, x: str, hue: str | None, style: str | 
     by = [c for c in (hue, style) if c]
     groups = summary.groupby(by, sort=False, dropna=False) if by else [((), summary)]
     order = {h: i for i, h in enumerate(hues)}
+    drawn = []
     for keys, g in sorted(groups, key=lambda kg: order.get(_key(kg[0], by, hue), 0)):
         keys = keys if isinstance(keys, tuple) else (keys,)
         h = _key(keys, by, hue)
         s = keys[by.index(style)] if style else None
-        ax.plot(g[x], g["center"], color=colors[h], linestyle=dash[s] if style else "-",
-                marker=(mark[s] if style else "o") if markers else None, markersize=markersize,
-                label=group_label(keys) if by else None)
+        line, = ax.plot(g[x], g["center"], color=colors[h], linestyle=dash[s] if style else "-",
+                        marker=(mark[s] if style else "o") if markers else None, markersize=markersize,
+                        label=group_label(keys, spec, by) if by else None)
         if band and (g["hi"] > g["lo"]).any():
             ax.fill_between(g[x], g["lo"], g["hi"], color=colors[h], alpha=0.2, linewidth=0)
+        drawn.append(line)
+    _separate_coinciding(ax, drawn)
     return colors
+
+
+def _same(a, b) -> float | None:
+    """The largest difference of two lines drawn at the same x values, if they coincide."""
+    xa, ya = (np.asarray(v, dtype=float) for v in a.get_data())
+    xb, yb = (np.asarray(v, dtype=float) for v in b.get_data())
+    if xa.shape != xb.shape or not np.allclose(xa, xb):
+        return None
+    scale = max(np.nanmax(np.abs(np.r_[ya, yb]), initial=0.0), 1e-300)
+    diff = float(np.nanmax(np.abs(ya - yb), initial=0.0))
+    return diff if diff <= 1e-3 * scale else None
+
+
+def _separate_coinciding(ax, lines) -> None:
+    pairs = []
+    for j, b in enumerate(lines):
+        for a in lines[:j]:
+            diff = _same(a, b)
+            if diff is not None:
+                b.set(linestyle=(0, (3, 3)), marker=b.get_marker() if b.get_marker() not in (None, "None", "")
+                      else "o", markerfacecolor="none", markersize=b.get_markersize() * 1.3, zorder=a.get_zorder() + 1)
+                b.set_gid("coincides")
+                pairs.append((a.get_label(), b.get_label(), diff))
+                break
+    if pairs:
+        said = "; ".join(f"{a} and {b}" for a, b, _ in pairs)
+        largest = max(d for *_, d in pairs)
+        add_caption(ax.figure, f"{said} coincide (largest difference {largest:.2g}): "
+                               f"the later is drawn dashed over the earlier")
 
 
 def _key(keys, by, hue):
@@ -195,8 +337,39 @@ def value_limits(ax, spec: dict) -> None:
     ax.set_ylim(lo - (pad if vmin is not None else 0), hi + (pad if vmax is not None else 0))
 
 
-def legend_title(hue: str | None, style: str | None) -> str | None:
+def legend_title(hue: str | None, style: str | None, spec: dict | None = None) -> str | None:
+    if spec is not None:
+        return ", ".join(display_name(spec, c) for c in (hue, style) if c) or None
     return ", ".join(c for c in (hue, style) if c) or None
+
+
+MAX_DATA_TICKS = 12
+
+
+def data_ticks(ax, which: str, values, *, log: bool) -> None:
+    """Ticks a reader can read: on a log axis with few values, at the data's own values (128,
+    256, 512, 1024, not 2x10^2, 3x10^2); on an axis of integers, at integers only."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter, NullLocator
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    v = pd.Series(values).dropna()
+    if not pd.api.types.is_numeric_dtype(v) or pd.api.types.is_bool_dtype(v) or v.empty:
+        return
+    unique = np.sort(v.unique().astype(float))
+    if log and len(unique) <= MAX_DATA_TICKS and (unique > 0).all():
+        axis.set_major_locator(FixedLocator(unique))
+        axis.set_major_formatter(_value_formatter())
+        axis.set_minor_locator(NullLocator())
+        axis.set_minor_formatter(NullFormatter())
+    elif not log and np.allclose(unique, np.round(unique)):
+        if len(unique) <= MAX_DATA_TICKS and unique[-1] - unique[0] > 0 and len(unique) <= 6:
+            axis.set_major_locator(FixedLocator(unique))
+        else:
+            axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _value_formatter():
+    from matplotlib.ticker import FuncFormatter
+    return FuncFormatter(lambda v, _pos: fmt(v))
 
 
 # --- the common options, applied by render() after the plot function ---------------------------
@@ -242,6 +415,8 @@ def _legend(ax, spec: dict) -> None:
     if value is False:
         if current is not None:
             current.remove()
+        for legend in list(ax.figure.legends):
+            legend.remove()
         return
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
@@ -293,3 +468,16 @@ def apply_common(fig, spec: dict) -> None:
     if option(spec, "outline"):
         for ax in axes:
             ax.patch.set(edgecolor="black", linestyle="--", linewidth=3)
+    draw_caption(fig, spec)
+
+
+def draw_caption(fig, spec: dict) -> None:
+    """The figure's caption sentences under it: option `caption` true draws them, false does
+    not, None (default) draws them on figures 4 inches wide or more (a paper's small panels get
+    their caption from the paper; the report page shows it beside every figure)."""
+    lines = getattr(fig, "memlab_caption", [])
+    show = option(spec, "caption")
+    if not lines or show is False or (show is None and is_small(spec)):
+        return
+    fig.text(0.01, 0.0, "\n".join(lines), ha="left", va="top", fontsize="x-small", color="0.35",
+             wrap=True, gid="caption")
