@@ -10,3 +10,4 @@ from memlab.plots import curves, data, grid, model, weights  # noqa: F401,E402  
 from memlab.plots import lectures  # noqa: F401,E402  (registers iterates, attractors)
 from memlab.plots.context import PlotContext, add_derived_columns  # noqa: F401,E402
 from memlab.plots.rendering import apply_query, describe_plots, render  # noqa: F401,E402
+from memlab.plots.columns import check_columns, trial_columns  # noqa: F401,E402

@@ -479,5 +479,11 @@ def draw_caption(fig, spec: dict) -> None:
     show = option(spec, "caption")
     if not lines or show is False or (show is None and is_small(spec)):
         return
-    fig.text(0.01, 0.0, "\n".join(lines), ha="left", va="top", fontsize="x-small", color="0.35",
-             wrap=True, gid="caption")
+    import textwrap
+    size = 7.0
+    chars = max(30, int(fig.get_size_inches()[0] * 72 / (0.5 * size)))
+    text = "\n".join(textwrap.fill(line, chars) for line in lines)
+    # supxlabel: constrained layout keeps room for it under the axes and any outside legend
+    below = fig._supxlabel.get_text() + "\n" if getattr(fig, "_supxlabel", None) is not None else ""
+    label = fig.supxlabel(below + text, x=0.01, ha="left", fontsize=size, color="0.35", linespacing=1.3)
+    label.set_gid("caption")

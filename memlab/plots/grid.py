@@ -20,6 +20,7 @@ from memlab.plots.common import (
 from memlab.plots.registry import option, register
 
 REGION_COLOR = "blueviolet"
+CONTOUR_COLOR = "#1fb3d6"
 MAX_TICK_LABELS = 11
 
 
@@ -102,15 +103,17 @@ def draw_contours(ax, table: pd.DataFrame, spec: dict) -> str | None:
     if min(z.shape) < 2 or not z.max() > z.min():
         return None   # a flat or one-line grid has no contours
     levels = option(spec, "levels")
-    cs = ax.contour(*_cells(ax, z), z, levels=None if levels == "auto" else levels, cmap="viridis",
-                    linewidths=0.75, vmin=option(spec, "contour_vmin"), vmax=option(spec, "contour_vmax"))
+    # theme memlab: one colour that shows on both ends of magma; paper: the reference's viridis lines
+    colors = {"cmap": "viridis"} if option(spec, "theme") == "paper" else {"colors": CONTOUR_COLOR}
+    cs = ax.contour(*_cells(ax, z), z, levels=None if levels == "auto" else levels, linewidths=0.75,
+                    vmin=option(spec, "contour_vmin"), vmax=option(spec, "contour_vmax"), **colors)
     cs.set_gid("contours")
     shown = list(cs.levels)
     if not shown:
         return None
     # Label every level when there are few; otherwise every k-th, so the labels stay legible.
     step = max(1, int(np.ceil(len(shown) / MAX_LABELLED_LEVELS)))
-    ax.clabel(cs, levels=shown[::step], inline=True, fontsize="xx-small", fmt=lambda v: fmt(round(v, 3)))
+    ax.clabel(cs, levels=shown[::step], inline=True, fontsize=6, fmt=lambda v: fmt(round(v, 3)))
     sigma = option(spec, "smooth")
     smoothed = f", smoothed over \u03c3 = {fmt(sigma)} cells" if sigma else ""
     return (f"thin lines: {len(shown)} contour{'s' if len(shown) > 1 else ''} of {display_name(spec, spec['val'])}"
@@ -226,7 +229,7 @@ def heatmap(df, spec, ctx):
         threshold = option(spec, "region_threshold")
         if draw_region(ax, pivot(df, idx, col, "interpolated", "mean", decimals), threshold,
                        option(spec, "region_smooth")):
-            fig.legend(handles=[region_handle(threshold)], loc="outside lower center", frameon=False,
+            fig.legend(handles=[region_handle(threshold)], loc="outside upper center", frameon=False,
                        handlelength=2.5)
     n = round_columns(df, (idx, col), decimals).groupby([idx, col]).size()
     if len(n):
