@@ -169,7 +169,7 @@ BAND_KINDS = ("ci", "std", "none")
 
 
 def summarize(df: pd.DataFrame, x: str, y: str, by: list[str], agg: str = "mean",
-              band: str = "ci", bounds="auto", min_n: int = 3) -> pd.DataFrame:
+              band: str = "ci", bounds="auto", min_n: int = 5) -> pd.DataFrame:
     """One row per (by..., x): `center` (agg of y over repeats), band `lo`..`hi`, `n` and `method`.
 
     band "ci": a 95 % interval of the mean -- the Wilson score interval when y is 0/1 (a
@@ -202,7 +202,7 @@ def summarize(df: pd.DataFrame, x: str, y: str, by: list[str], agg: str = "mean"
     return out.drop(columns=["mean"])
 
 
-def band_caption(summary: pd.DataFrame, agg: str, min_n: int = 3) -> str:
+def band_caption(summary: pd.DataFrame, agg: str, min_n: int = 5) -> str:
     """What a line and its band are, in words: "mean of 10 repeats; band: 95 % Wilson interval"."""
     n = summary["n"]
     count = f"{int(n.min())}" if n.min() == n.max() else f"{int(n.min())} to {int(n.max())}"
@@ -364,7 +364,8 @@ def data_ticks(ax, which: str, values, *, log: bool) -> None:
         if len(unique) <= MAX_DATA_TICKS and unique[-1] - unique[0] > 0 and len(unique) <= 6:
             axis.set_major_locator(FixedLocator(unique))
         else:
-            axis.set_major_locator(MaxNLocator(integer=True))
+            inches = ax.figure.get_size_inches()[0 if which == "x" else 1] * 0.7
+            axis.set_major_locator(MaxNLocator(nbins=max(3, min(10, int(inches * 2.2))), integer=True))
 
 
 def _value_formatter():

@@ -35,7 +35,7 @@ def _line_plot(df, spec, *, markers: bool):
     return fig
 
 
-LINE_OPTIONS = {"hue": None, "style": None, "band": "ci", "agg": "mean", "bounds": "auto", "min_n": 3,
+LINE_OPTIONS = {"hue": None, "style": None, "band": "ci", "agg": "mean", "bounds": "auto", "min_n": 5,
                 "logx": False, "logy": False, "cmap": None}
 
 
@@ -56,7 +56,7 @@ def curves(df, spec, ctx):
                   it (default "auto": [0, 1] when every value is in [0, 1], [0, inf) when none
                   is negative; null: unbounded)
     min_n      -- points with fewer trials than this get no band, and the caption says so
-                  (default 3)
+                  (default 5)
     logx, logy -- logarithmic axes (default False)
     markers    -- a marker at each point (default False)
     cmap       -- colour map for hue (default: a light-to-dark ramp for numbers, tab10 otherwise)
@@ -82,7 +82,7 @@ def lines(df, spec, ctx):
                   it (default "auto": [0, 1] when every value is in [0, 1], [0, inf) when none
                   is negative; null: unbounded)
     min_n      -- points with fewer trials than this get no band, and the caption says so
-                  (default 3)
+                  (default 5)
     logx, logy -- logarithmic axes (default False)
     markers    -- a marker at each point (default True)
     cmap       -- colour map for hue (default: a light-to-dark ramp for numbers, tab10 otherwise)

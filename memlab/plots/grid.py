@@ -237,12 +237,12 @@ def heatmap(df, spec, ctx):
         add_caption(fig, f"cells: {agg} of {count} trial{'s' if n.max() > 1 else ''}")
     if option(spec, "colorbar"):
         cbar = fig.colorbar(im, ax=ax)
-        cbar.set_label(display_name(spec, val))
+        cbar.set_label(display_name(spec, val), fontsize=plt_rc("ytick.labelsize"))
     return fig
 
 
 @register("slices", required=("x", "y", "hue"), normalize=normalize_slices, options={
-    "values": None, "agg": "mean", "round": None, "band": "ci", "bounds": "auto", "min_n": 3,
+    "values": None, "agg": "mean", "round": None, "band": "ci", "bounds": "auto", "min_n": 5,
     "marker_threshold": 0.99, "mark_every": 1, "cmap": None})
 def slices(df, spec, ctx):
     """Lines of `y` against `x`, one per chosen value of `hue`: slices through a heatmap.
@@ -256,7 +256,7 @@ def slices(df, spec, ctx):
     bounds           -- the range y can take, [lo, hi]; bands are clipped to it (default
                         "auto": [0, 1] when every value is in [0, 1], [0, inf) when none is
                         negative; null: unbounded)
-    min_n            -- points with fewer trials get no band, and the caption says so (default 3)
+    min_n            -- points with fewer trials get no band, and the caption says so (default 5)
     marker_threshold -- mark the points whose mean of `interpolated` exceeds this, with a legend
                         entry saying so (default 0.99; None: no markers; needs `interpolated`)
     mark_every       -- mark only every k-th x value (default 1)
