@@ -166,11 +166,13 @@ def wilson(successes: np.ndarray, n: np.ndarray, level: float = 0.95) -> tuple[n
 
 
 BAND_KINDS = ("ci", "std", "none")
+# summarize()'s columns, named so that no results column (an "n", a "center") collides with them
+CENTER, LO, HI, N, METHOD = "_center", "_lo", "_hi", "_n", "_method"
 
 
 def summarize(df: pd.DataFrame, x: str, y: str, by: list[str], agg: str = "mean",
               band: str = "ci", bounds="auto", min_n: int = 5) -> pd.DataFrame:
-    """One row per (by..., x): `center` (agg of y over repeats), band `lo`..`hi`, `n` and `method`.
+    """One row per (by..., x): CENTER (agg of y over repeats), band LO..HI, N (trials) and METHOD.
 
     band "ci": a 95 % interval of the mean -- the Wilson score interval when y is 0/1 (a
     proportion), else Student's t; "std": center +- one standard deviation; "none": no band.
@@ -181,11 +183,11 @@ def summarize(df: pd.DataFrame, x: str, y: str, by: list[str], agg: str = "mean"
         raise ConfigError(f"unknown band '{band}'", key="band", fix=choices_hint(band, BAND_KINDS))
     d = df.assign(**{y: as_number(df[y])})
     g = d.groupby([*by, x], sort=True, dropna=False)[y]
-    out = g.agg(center=agg, mean="mean", std="std", n="count").reset_index()
-    n, std, center = out["n"].to_numpy(), out["std"].fillna(0.0).to_numpy(), out["center"].to_numpy()
+    out = g.agg(**{CENTER: agg, "_mean": "mean", "_std": "std", N: "count"}).reset_index()
+    n, std, center = out[N].to_numpy(), out["_std"].fillna(0.0).to_numpy(), out[CENTER].to_numpy()
     method = "none" if band == "none" else band
     if band == "ci" and is_binary(d[y]) and agg == "mean":
-        lo, hi = wilson(out["mean"].to_numpy() * n, n)
+        lo, hi = wilson(out["_mean"].to_numpy() * n, n)
         method = "wilson"
     elif band == "ci":
         t = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), 0.0)
@@ -198,16 +200,16 @@ def summarize(df: pd.DataFrame, x: str, y: str, by: list[str], agg: str = "mean"
     few = n < max(int(min_n), 2)
     lo, hi = np.where(few, center, lo), np.where(few, center, hi)
     vlo, vhi = value_bounds(d[y], bounds)
-    out = out.assign(lo=np.clip(lo, vlo, vhi), hi=np.clip(hi, vlo, vhi), method=method)
-    return out.drop(columns=["mean"])
+    out = out.assign(**{LO: np.clip(lo, vlo, vhi), HI: np.clip(hi, vlo, vhi), METHOD: method})
+    return out.drop(columns=["_mean", "_std"])
 
 
 def band_caption(summary: pd.DataFrame, agg: str, min_n: int = 5) -> str:
     """What a line and its band are, in words: "mean of 10 repeats; band: 95 % Wilson interval"."""
-    n = summary["n"]
+    n = summary[N]
     count = f"{int(n.min())}" if n.min() == n.max() else f"{int(n.min())} to {int(n.max())}"
     text = f"lines: {agg} of {count} trial{'s' if n.max() > 1 else ''}"
-    method = summary["method"].iloc[0] if len(summary) else "none"
+    method = summary[METHOD].iloc[0] if len(summary) else "none"
     if method == "none":
         return text
     if n.max() < max(int(min_n), 2):
@@ -281,11 +283,11 @@ def draw_lines(ax, summary: pd.DataFrame, x: str, hue: str | None, style: str | 
         keys = keys if isinstance(keys, tuple) else (keys,)
         h = _key(keys, by, hue)
         s = keys[by.index(style)] if style else None
-        line, = ax.plot(g[x], g["center"], color=colors[h], linestyle=dash[s] if style else "-",
+        line, = ax.plot(g[x], g[CENTER], color=colors[h], linestyle=dash[s] if style else "-",
                         marker=(mark[s] if style else "o") if markers else None, markersize=markersize,
                         label=group_label(keys, spec, by) if by else None)
-        if band and (g["hi"] > g["lo"]).any():
-            ax.fill_between(g[x], g["lo"], g["hi"], color=colors[h], alpha=0.2, linewidth=0)
+        if band and (g[HI] > g[LO]).any():
+            ax.fill_between(g[x], g[LO], g[HI], color=colors[h], alpha=0.2, linewidth=0)
         drawn.append(line)
     _separate_coinciding(ax, drawn)
     return colors

@@ -15,7 +15,7 @@ from memlab.errors import ConfigError, choices_hint
 from matplotlib.lines import Line2D
 
 from memlab.plots.common import (
-    add_caption, as_number, band_caption, data_ticks, display_name, draw_lines, fmt, legend_title, matching,
+    CENTER, add_caption, as_number, band_caption, data_ticks, display_name, draw_lines, fmt, legend_title, matching,
     new_figure, nonempty, require_columns, round_columns, summarize, value_limits)
 from memlab.plots.registry import option, register
 
@@ -302,7 +302,7 @@ def _mark_interpolating(ax, df, summary, x, hue, colors, threshold, every) -> bo
     for h, g in summary.groupby(hue, sort=False):
         g = g[g[x].isin(kept_x)]
         mask = prob.loc[h].reindex(g[x]).to_numpy() > threshold
-        ax.scatter(g[x][mask], g["center"][mask], color=colors[h], s=15, zorder=100,
+        ax.scatter(g[x][mask], g[CENTER][mask], color=colors[h], s=15, zorder=100,
                    edgecolors="none", gid="interpolation_markers")
         marked = marked or bool(mask.any())
     return marked
