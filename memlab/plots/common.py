@@ -229,15 +229,22 @@ DISPLAY_NAMES = {
     "train_loss": "training loss", "test_acc": "test accuracy", "train_acc": "training accuracy",
     "test_error": "test error", "init_scale": "init. scale", "gamma_factor": "\u03b3 / \u03b3_scale",
     "n_train": "training images N", "depth": "hidden layers", "width": "width",
+    "ipr_mean": "mean IPR of the trained units", "ipr_init_mean": "mean IPR at initialization",
+    "frac_localized": "fraction of localized units", "frac_attractors": "fraction of attractors",
+    "frac_recovered": "fraction recovered", "rho_median": "median spectral radius",
+    "weight_decay": "weight decay", "sparsity": "sparsity", "density": "fraction of weights kept",
+    "widths": "hidden widths", "ratio": "N / d", "n_points_used": "points n", "mem_noisy": "memorization of noisy labels",
+    "test_loss": "test loss", "epochs_to_fit": "epochs to fit", "lr": "learning rate",
 }
 
 
 def display_name(spec: dict, column: str | None) -> str | None:
-    """How a column is named on axes and legends: spec["names"], then DISPLAY_NAMES, then itself."""
+    """How a column is named on axes and legends: spec["names"], then DISPLAY_NAMES, then the
+    column with spaces for underscores."""
     if column is None:
         return None
     names = option(spec, "names") or {}
-    return names.get(column, DISPLAY_NAMES.get(column, column))
+    return names.get(column, DISPLAY_NAMES.get(column, str(column).replace("_", " ")))
 
 
 def display_value(spec: dict, column: str | None, value) -> str:

@@ -33,7 +33,9 @@ def class_styles(ds) -> list[dict]:
 
 
 def scatter_classes(ax, X, y, styles, markersize, zorder=2) -> None:
-    """One scatter collection per class, in class order."""
+    """One scatter collection per class, in class order; markersize None: 2 points, or 5 for a
+    dataset of at most 200 points (a handful of dots must stay visible)."""
+    markersize = markersize if markersize is not None else (2 if len(X) > 200 else 5)
     for c in np.unique(y):
         pts = X[y == c]
         ax.scatter(pts[:, 0], pts[:, 1], s=markersize ** 2, linewidths=0, zorder=zorder,
@@ -53,6 +55,8 @@ def set_aspect(ax, X, spec: dict) -> None:
         equal = max(w / h, h / w) <= MAX_EQUAL_RATIO
     if equal:
         ax.set_aspect("equal")
+    else:   # points on the edge of a strip would touch the frame
+        ax.margins(x=0.05, y=0.4)
 
 
 def fitted_figsize(spec: dict, X, width: float = 6.4, axes_share: float = 0.5) -> dict:
@@ -73,13 +77,13 @@ def check_2d(ds, spec) -> None:
 
 
 @register("dataset_2d", required=("dataset",), uses_results=False,
-          options={"markersize": 2, "split": "all", "equal_aspect": None})
+          options={"markersize": None, "split": "all", "equal_aspect": None})
 def dataset_2d(df, spec, ctx):
     """A 2-D dataset as a scatter plot, one colour and marker per class.
 
     dataset    -- dataset name (required)
     split      -- "all", "train" or "test" (default "all")
-    markersize -- marker size in points (default 2)
+    markersize -- marker size in points (default None: 2, or 5 for at most 200 points)
     equal_aspect -- the same scale on both axes (default None: yes, unless the data are more
                   than 3 times wider than tall or taller than wide)
     legend     -- false hides the class legend; {"title": ..., "labels": [...]} renames it

@@ -58,7 +58,7 @@ def grid_over(ax, resolution: int):
 
 @register("boundary_2d", required=("dataset",), uses_results=False, normalize=normalize_boundary,
           options={"n_iter": 100, "max_bias": 1.0, "activation": "thres", "model": {}, "seed": 0,
-                   "resolution": 150, "samples_on_top": True, "markersize": 2, "split": "all",
+                   "resolution": 150, "samples_on_top": True, "markersize": None, "split": "all",
                    "equal_aspect": None})
 def boundary_2d(df, spec, ctx):
     """The fitted network's decision regions on a 2-D binary dataset.
@@ -76,7 +76,7 @@ def boundary_2d(df, spec, ctx):
     seed           -- the model's random_state (default 0)
     resolution     -- grid points per axis where the regions are evaluated (default 150)
     samples_on_top -- draw the samples over the regions (default True)
-    markersize     -- sample marker size in points (default 2)
+    markersize     -- sample marker size in points (default None: 2, or 5 for at most 200 points)
     split          -- "all", "train" or "test" (default "all")
     equal_aspect   -- the same scale on both axes (default None: yes, unless the data are more
                       than 3 times wider than tall or taller than wide)

@@ -36,15 +36,29 @@ def esc(v) -> str:
 
 # --------------------------------------------------------------------------------- the grid ---
 
-def grid_status(exp, state) -> dict:
-    """Trials done, failed, pending (of the current grid), and records of trials no longer in it."""
-    keys = [t.key for t in exp.trials()] if not exp.plot_only else []
-    grid = set(keys)
-    done = sum(1 for k in keys if k in state.ok)
-    failed = [state.failed[k] for k in keys if k in state.failed]
-    outside = sum(1 for k in (*state.ok, *state.failed) if k not in grid)
-    return {"total": len(keys), "done": done, "failed": len(failed), "pending": len(keys) - done - len(failed),
-            "outside": outside, "failures": failed}
+def grid_status(exp, state, df: pd.DataFrame | None) -> dict:
+    """Trials done, failed and pending in the current grid, and records outside it.
+
+    Done: the trials in results/NAME.csv (the merge keeps only the current grid's).  A failed
+    record counts when the grid still holds its trial (its key is that of the grid point at its
+    `_index`).  Only the failed records' keys are computed, so this stays fast for big grids.
+    """
+    total = 0 if exp.plot_only else len(exp)
+    merged = set(df["_key"]) if df is not None and "_key" in df else set()
+    done = sum(1 for k in merged if k in state.ok)
+    failed = [rec for rec in state.failed.values() if _in_grid(exp, rec, total)]
+    unmerged = sum(1 for k in state.ok if k not in merged)
+    return {"total": total, "done": done, "failed": len(failed), "pending": max(0, total - done - len(failed)),
+            "unmerged": unmerged, "failures": failed}
+
+
+def _in_grid(exp, rec, total: int) -> bool:
+    # The key as Experiment.trials() computes it, for one grid point (not all 127,500).
+    from memlab.params import plain, trial_key
+    i = rec.get("_index")
+    if not isinstance(i, int) or not 0 <= i < total:
+        return False
+    return trial_key({k: plain(v) for k, v in exp.grid[i].items()}) == rec.get("key")
 
 
 def provenance_summary(state) -> dict:
@@ -94,18 +108,22 @@ def table_payload(exp, df: pd.DataFrame | None) -> dict:
     columns = [str(c) for c in shown.columns]
     kinds = ["num" if pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])
              else "text" for c in shown.columns]
-    rows = [[_json_value(v) for v in row] for row in shown.itertuples(index=False, name=None)]
-    return {"columns": columns, "kinds": kinds, "rows": rows, "note": note, "params": params}
+    # pandas writes the rows (NaN as null, 6 significant digits): fast enough for 20,000 rows
+    rows = shown.replace([np.inf, -np.inf], np.nan).to_json(orient="values", double_precision=6)
+    return {"columns": columns, "kinds": kinds, "rows": RawJSON(rows), "note": note, "params": params}
 
 
-def _json_value(v):
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return None if not np.isfinite(v) else float(f"{float(v):.6g}")
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+class RawJSON(str):
+    """A JSON text to embed as it is."""
+
+
+def to_json(payload: dict) -> str:
+    """json.dumps of the table payload, with its rows (already JSON) spliced in."""
+    rows = payload.get("rows")
+    if isinstance(rows, RawJSON):
+        text = json.dumps({**payload, "rows": "@ROWS@"}, separators=(",", ":"), allow_nan=False)
+        return text.replace('"@ROWS@"', rows, 1)
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
 
 
 # ------------------------------------------------------------------------------ sections ---
@@ -146,8 +164,9 @@ def section_grid(status: dict) -> str:
     total = max(status["total"], 1)
     bar = "".join(f'<span class="{k}" style="width:{100 * status[k] / total:.3f}%"></span>'
                   for k in ("done", "failed", "pending"))
-    outside = (f"<p>{status['outside']:,} further records belong to trials no longer in the grid "
-               f"(kept on disk, left out of the table).</p>" if status["outside"] else "")
+    outside = (f"<p>{status['unmerged']:,} finished trials are not in the results table: trials no longer "
+               f"in the grid (kept on disk, left out), or finished since the last merge "
+               f"(<code>python run.py --name NAME --collect</code>).</p>" if status["unmerged"] else "")
     return (f'<div class="bar">{bar}</div><table class="kv"><tr><th>trials</th><td>{status["total"]:,}</td></tr>'
             f'<tr><th>done</th><td id="n-done">{status["done"]:,}</td></tr>'
             f'<tr><th>failed</th><td id="n-failed">{status["failed"]:,}</td></tr>'
@@ -198,7 +217,7 @@ def write_report(exp, store, figures, out_dir: Path, df: pd.DataFrame | None) ->
     """Write out_dir/index.html (and a copy of the results CSV beside it); returns its path."""
     t0 = time.perf_counter()
     state = store.state()
-    status = grid_status(exp, state)
+    status = grid_status(exp, state, df)
     table = table_payload(exp, df)
     if store.csv_path.exists():
         with io.atomic_path(out_dir / "results.csv", suffix=".csv") as tmp:
@@ -215,7 +234,7 @@ def write_report(exp, store, figures, out_dir: Path, df: pd.DataFrame | None) ->
     trial = f"trial <code>{esc(exp.trial_name)}</code>, " if exp.trial_name else ""
     body = "".join(f'<section id="{k}"><h2>{t}</h2>{h}</section>' for k, t, h in sections)
     nav = " ".join(f'<a href="#{k}">{t}</a>' for k, t, _ in sections)
-    data = json.dumps(table, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    data = to_json(table).replace("</", "<\\/")
     page = fill(PAGE, title=esc(exp.name), name=esc(exp.name), description=esc(exp.description or ""),
                 trial=trial, file=esc(exp.path.name), nav=nav, body=body, css=CSS, js=JS,
                 seconds=f"{time.perf_counter() - t0:.2f}", data=data)
@@ -314,7 +333,8 @@ window.memlabSortBy = sortBy;
 if (!cols.length) { root.innerHTML = '<p>' + esc(data.note) + '</p>'; }
 else {
   for (const part of decodeURIComponent(location.hash.slice(1)).split('&')) {
-    const [k, v] = part.split('='); if (!v) continue; const j = v.indexOf(':');
+    const e = part.indexOf('='); if (e < 0) continue;
+    const k = part.slice(0, e), v = part.slice(e + 1), j = v.indexOf(':');
     const name = j < 0 ? v : v.slice(0, j), arg = j < 0 ? '' : v.slice(j + 1), i = cols.indexOf(name);
     if (i < 0) continue;
     if (k === 'sort') { order = i; desc = arg === 'desc'; }
