@@ -325,8 +325,8 @@ def _separate_coinciding(ax, lines) -> None:
     if pairs:
         said = "; ".join(f"{a} and {b}" for a, b, _ in pairs)
         largest = max(d for *_, d in pairs)
-        add_caption(ax.figure, f"{said} coincide (largest difference {largest:.2g}): "
-                               f"the later is drawn dashed over the earlier")
+        how = "are identical" if largest == 0 else f"coincide (largest difference {largest:.2g})"
+        add_caption(ax.figure, f"{said} {how}: the later is drawn dashed over the earlier")
 
 
 def _key(keys, by, hue):
