@@ -295,8 +295,9 @@ def draw_lines(ax, summary: pd.DataFrame, x: str, hue: str | None, style: str | 
                         label=group_label(keys, spec, by) if by else None)
         if band and (g[HI] > g[LO]).any():
             ax.fill_between(g[x], g[LO], g[HI], color=colors[h], alpha=0.2, linewidth=0)
+        line.memlab_keys = keys
         drawn.append(line)
-    _separate_coinciding(ax, drawn)
+    _separate_coinciding(ax, drawn, [display_name(spec or {}, c) if spec else c for c in by])
     return colors
 
 
@@ -311,22 +312,42 @@ def _same(a, b) -> float | None:
     return diff if diff <= 1e-3 * scale else None
 
 
-def _separate_coinciding(ax, lines) -> None:
+def _separate_coinciding(ax, lines, by=()) -> None:
     pairs = []
     for j, b in enumerate(lines):
         for a in lines[:j]:
             diff = _same(a, b)
             if diff is not None:
-                b.set(linestyle=(0, (3, 3)), marker=b.get_marker() if b.get_marker() not in (None, "None", "")
-                      else "o", markerfacecolor="none", markersize=b.get_markersize() * 1.3, zorder=a.get_zorder() + 1)
+                marker = b.get_marker() if b.get_marker() not in (None, "None", "") else "o"
+                b.set(linestyle=(0, (3, 3)), marker=marker, markerfacecolor="none", zorder=a.get_zorder() + 1,
+                      markersize=b.get_markersize() * 1.3, markevery=max(1, len(b.get_xdata()) // 10))
                 b.set_gid("coincides")
-                pairs.append((a.get_label(), b.get_label(), diff))
+                pairs.append((a, b, diff))
                 break
     if pairs:
-        said = "; ".join(f"{a} and {b}" for a, b, _ in pairs)
         largest = max(d for *_, d in pairs)
-        how = "are identical" if largest == 0 else f"coincide (largest difference {largest:.2g})"
-        add_caption(ax.figure, f"{said} {how}: the later is drawn dashed over the earlier")
+        who, scope = _which(pairs, by)
+        how = "are identical" if largest == 0 else "coincide"
+        size = "" if largest == 0 else f" (largest difference {largest:.2g})"
+        add_caption(ax.figure, f"{who} {how}{scope}{size}: the later is drawn dashed over the earlier")
+
+
+def _which(pairs, by) -> tuple[str, str]:
+    """Name the coinciding lines: ("jax and torch (framework)", " for every corruption") when
+    every pair differs in one column only and always by the same two values, else their labels."""
+    keys = [(getattr(a, "memlab_keys", None), getattr(b, "memlab_keys", None)) for a, b, _ in pairs]
+    if by and all(ka is not None and kb is not None for ka, kb in keys):
+        differ = {tuple(i for i, (u, v) in enumerate(zip(ka, kb)) if u != v) for ka, kb in keys}
+        if len(differ) == 1 and len(next(iter(differ))) == 1:
+            i = next(iter(differ))[0]
+            values = {(fmt(ka[i]), fmt(kb[i])) for ka, kb in keys}
+            if len(values) == 1:
+                u, v = next(iter(values))
+                others = [c for k, c in enumerate(by) if k != i]
+                scope = f" for every {' and '.join(others)}" if others and len(pairs) > 1 else ""
+                return f"{u} and {v} ({by[i]})", scope
+    said = [f"{a.get_label()} and {b.get_label()}" for a, b, _ in pairs]
+    return "; ".join(said[:3]) + (f" (and {len(said) - 3} more pairs)" if len(said) > 3 else ""), ""
 
 
 def _key(keys, by, hue):
