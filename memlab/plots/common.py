@@ -147,6 +147,9 @@ def value_bounds(values, bounds="auto") -> tuple[float, float]:
     if bounds is None:
         return -np.inf, np.inf
     if bounds != "auto":
+        if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+            raise ConfigError(f"bounds must be \"auto\", null or [lo, hi], not {bounds!r}", key="bounds",
+                              fix='write e.g. "bounds": [0, 1] or "bounds": [0, null]')
         lo, hi = bounds
         return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
     v = pd.Series(values).dropna().astype(float)

@@ -145,7 +145,11 @@ def _draw_cells(fig, ax, table: pd.DataFrame, spec: dict):
     values = table.to_numpy(dtype=float)
     cmap, vmin, vmax = option(spec, "cmap"), option(spec, "vmin"), option(spec, "vmax")
     if option(spec, "theme") == "paper":
-        import seaborn as sns
+        try:
+            import seaborn as sns
+        except ImportError:
+            raise ConfigError(f"plot '{spec['name']}': theme 'paper' needs seaborn, which is not installed",
+                              key="theme", fix="pip install -r requirements.txt (or remove \"theme\")") from None
         w, h = fig.get_size_inches()
         fontsize = float(plt_rc("xtick.labelsize"))
         xs = _paper_ticks(table.shape[1], 0.7 * w, fontsize)
