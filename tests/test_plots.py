@@ -567,8 +567,9 @@ def test_heatmap_marks_are_explained(ctx):
     assert contour_labels and contour_labels <= {"0.25", "0.5", "0.75"}   # each line says its level
     caption = " ".join(fig.memlab_caption)
     assert "3 contours of interpolation probability" in caption and "mean of 4 trials" in caption
-    cbar = [a for a in fig.axes if a is not ax][0]
+    (cbar,) = ax.child_axes   # the colour bar: beside the cells, exactly as tall
     assert cbar.get_ylabel() == "interpolation probability"
+    assert cbar.get_position().height == pytest.approx(ax.get_position().height, rel=1e-6)
     fig = render({"type": "heatmap", "name": "h", "idx": "n_iter", "col": "max_bias", "val": "width",
                   "round": 2, "legend": False}, df, ctx)
     assert fig.legends == []

@@ -240,7 +240,10 @@ def heatmap(df, spec, ctx):
         count = f"{int(n.min())}" if n.min() == n.max() else f"{int(n.min())} to {int(n.max())}"
         add_caption(fig, f"cells: {agg} of {count} trial{'s' if n.max() > 1 else ''}")
     if option(spec, "colorbar"):
-        cbar = fig.colorbar(im, ax=ax)
+        # beside the cells and exactly as tall (square cells leave the axes' slot taller than they are)
+        cax = ax.inset_axes([1.04, 0.0, 0.05, 1.0])
+        cax.set_label("<colorbar>")
+        cbar = fig.colorbar(im, cax=cax)
         cbar.set_label(display_name(spec, val), fontsize=plt_rc("ytick.labelsize"))
     return fig
 
