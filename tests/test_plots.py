@@ -329,7 +329,7 @@ def test_samples_1d(ctx, tmp_path, signals):
                   "seed": None}, None, ctx)
     save(fig, tmp_path)
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]
-    assert [ax.get_title() for ax in fig.axes] == ["gp", "nlgp"]
+    assert [ax.get_title() for ax in fig.axes] == ["gp: 2 samples", "nlgp: 2 samples"]
     np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), signals.X[5])
 
 

@@ -230,7 +230,7 @@ def samples_1d(df, spec, ctx):
     for ax, c in zip(axs[0], classes):
         for j, i in enumerate(pick(ds.y, c, n, seed)):
             ax.plot(pixels, ds.X[i], color=f"C{j}", linewidth=1.0, gid=f"class_{c}")
-        ax.set_title(str(names[c]))
+        ax.set_title(f"{names[c]}: {n} samples")
         ax.set_xlabel("pixel")
     axs[0, 0].set_ylabel("value")
     return fig
