@@ -288,6 +288,8 @@ def draw_lines(ax, summary: pd.DataFrame, x: str, hue: str | None, style: str | 
     by = [c for c in (hue, style) if c]
     groups = summary.groupby(by, sort=False, dropna=False) if by else [((), summary)]
     order = {h: i for i, h in enumerate(hues)}
+    # overlapping bands add up: the more lines, the lighter each band
+    alpha = max(0.08, 0.3 / np.sqrt(max(1, len(hues) * len(styles))))
     drawn = []
     for keys, g in sorted(groups, key=lambda kg: order.get(_key(kg[0], by, hue), 0)):
         keys = keys if isinstance(keys, tuple) else (keys,)
@@ -297,7 +299,7 @@ def draw_lines(ax, summary: pd.DataFrame, x: str, hue: str | None, style: str | 
                         marker=(mark[s] if style else "o") if markers else None, markersize=markersize,
                         label=group_label(keys, spec, by) if by else None)
         if band and (g[HI] > g[LO]).any():
-            ax.fill_between(g[x], g[LO], g[HI], color=colors[h], alpha=0.2, linewidth=0)
+            ax.fill_between(g[x], g[LO], g[HI], color=colors[h], alpha=alpha, linewidth=0)
         line.memlab_keys = keys
         drawn.append(line)
     _separate_coinciding(ax, drawn, [display_name(spec or {}, c) if spec else c for c in by])
