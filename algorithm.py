@@ -81,6 +81,7 @@ METHODS = ("fast", "torch", "oracle")
 DEVICES = ("cpu", "cuda", "auto")
 PREDICT_CHUNK_BYTES = 64 << 20
 
+RETURNS = ("score", "fit_time", "score_time", "first_dim_*", "second_dim_*")   # columns (memlab.plots.columns)
 PARAMS = {
     **DATASET_PARAMS,
     "dataset": REQUIRED,

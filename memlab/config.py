@@ -227,6 +227,11 @@ def build_experiment(raw: dict, path: Path) -> Experiment:
     from memlab import plots as plot_registry
     for i, spec in enumerate(plots):
         plot_registry.validate(spec, file=path, where=f"plots[{i}]")
+    # --- issue 14 hook: a plot naming a column the trial does not produce fails here (RETURNS) ---
+    columns = None if plot_only else plot_registry.trial_columns(module, grid)
+    for i, spec in enumerate(plots):
+        plot_registry.check_columns(spec, columns, file=path, where=f"plots[{i}]")
+    # --- end of issue 14 hook ---
     names = [p["name"] for p in plots]
     dup = {n for n in names if names.count(n) > 1}
     if dup:

@@ -26,7 +26,6 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -142,8 +141,9 @@ def gpu_lock_dir() -> str | None:
     node apart; tasks of different users are kept apart by the scheduler's GPU accounting.
     None (no locking, with a warning) when the folder is not safe.
     """
-    path = os.environ.get("MEMLAB_GPU_LOCK_DIR") or os.path.join(tempfile.gettempdir(),
-                                                                  f"memlab-gpu-locks-{os.getuid()}")
+    # not tempfile.gettempdir(): schedulers give each task a TMPDIR of its own, and the locks
+    # only work if every task on the node looks in the same folder
+    path = os.environ.get("MEMLAB_GPU_LOCK_DIR") or f"/tmp/memlab-gpu-locks-{os.getuid()}"
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:

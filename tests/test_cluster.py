@@ -175,7 +175,7 @@ def test_a_crashing_trial_inside_an_array_task_is_recorded_and_the_task_goes_on(
 
 
 def test_no_wait_then_collect_then_same_command_waits(backend, study):
-    study.experiment("toy", {"x": [1, 2, 3, 4], "sleep": [10]})
+    study.experiment("toy", {"x": [1, 2, 3, 4], "sleep": [20]})   # still running when --collect asks
     t0 = time.perf_counter()
     out = study.run("--name", "toy", "--backend", backend, "--tasks", 50, "--no-wait")
     assert out.returncode == 0 and time.perf_counter() - t0 < 30

@@ -74,7 +74,9 @@ def render(spec: dict, df: pd.DataFrame | None, ctx) -> plt.Figure:
 
 
 def _first_line(fn) -> str:
-    return (fn.__doc__ or "").strip().splitlines()[0].rstrip(".") if fn.__doc__ else ""
+    """The docstring's first paragraph, on one line."""
+    paragraph = (fn.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split()).rstrip(".")
 
 
 def _cell(text: str) -> str:

@@ -58,6 +58,7 @@ CODINGS = ("value", "onehot")
 METHODS = ("zhang", "algorithm2")
 PREDICT_CHUNK = 4096     # rows per block in predict: the hidden layer is (rows x n)
 
+RETURNS = ("n_points_used", "d", "n_classes", "score", "fit_time", "width", "n_weights", "margin", "min_gap", "max_abs_weight", "distinct")  # noqa: E501
 PARAMS = {
     **DATASET_PARAMS,
     "dataset": REQUIRED,

@@ -44,6 +44,7 @@ from memlab.datasets import gp
 from memlab.params import Param, resolve, trial_seed
 from memlab.trials._torch import torch_threads
 
+RETURNS = ("fit_time", "test_acc", "test_loss", "train_acc", "ipr_*", "frac_localized", "step")  # results and series columns
 PARAMS = {
     "D": Param(100, help="input dimension: pixels on the ring"),
     "xi0": Param(1.0, help="correlation length of class y = -1"),

@@ -38,6 +38,7 @@ from memlab.trials._torch import torch_threads
 
 METHODS = ("random", "magnitude", "iterative")
 
+RETURNS = ("train_acc", "mem_noisy", "noisy_true_acc", "clean_train_acc", "test_*", "n_noisy", "frac_noisy", "sparsity_*", "n_nonzero", "n_weights", "density", "epochs_total", "fit_time", "epoch", "loss")  # noqa: E501
 PARAMS = {
     **{k: v for k, v in DATASET_PARAMS.items() if k != "split"},    # train on the train split, test on test
     "dataset": Param("digits", help="a dataset with an official train/test split"),
