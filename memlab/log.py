@@ -30,6 +30,18 @@ def silence(stream) -> None:
         pass
 
 
+def pipe_safe(main, *args) -> int:
+    """main(*args), ending quietly (exit 1, no BrokenPipeError) when stdout's reader has gone."""
+    try:
+        try:
+            return main(*args)
+        finally:
+            sys.stdout.flush()     # here, not at exit: a closed pipe is then still ours to handle
+    except BrokenPipeError:
+        silence(sys.stdout)
+        return 1
+
+
 class Console(logging.Handler):
     """stdout or stderr, looked up per message (so a redirect or pytest's capsys sees it)."""
 

@@ -17,9 +17,14 @@ from memlab.errors import UserError
 
 
 def main(argv=None) -> int:
+    from memlab.log import pipe_safe
+    return pipe_safe(_main, argv)      # `python plot.py ... | head` ends quietly
+
+
+def _main(argv) -> int:
     ap = argparse.ArgumentParser(prog="plot.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--name", required=True, help="experiment: experiments/NAME.json")
+    ap.add_argument("--name", required=True, help="experiment: experiments/NAME.json (or a run stored with --as NAME)")
     ap.add_argument("--format", default="pdf", choices=("pdf", "png", "svg"), help="file format (default pdf)")
     ap.add_argument("--only", nargs="+", metavar="PLOT", help="render only the plots with these names")
     args = ap.parse_args(argv)
