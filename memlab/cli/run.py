@@ -118,6 +118,9 @@ def _main(argv) -> int:
                        if (v := getattr(args, k)) is not None})
         if args.collect:
             return runner.collect(exp, opts)
+        if args.sets and not args.store_as:
+            log.log.info(f"--set without --as: results/{exp.name}.csv will hold this grid (a run without --set "
+                         f"restores the file's; every result is kept); --as NAME stores a variant apart")
         return runner.run(exp, opts)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
