@@ -290,6 +290,7 @@ def dry_run(exp, show: int = 5) -> int:
         return run(exp, RunOptions())
     n = len(exp)
     print(f"{exp.path}: trial '{exp.trial_name}', {n:,} trials"
+          + (f", stored as {exp.name}" if exp.name != exp.path.stem else "")
           + (f" (over the limit of {MAX_TRIALS:,} a run takes: split it, or run with --max-trials)"
              if n > MAX_TRIALS else ""))
     if exp.timeout:
