@@ -41,6 +41,9 @@ def find(p, which: str, name: str):
 
 
 def show(exp, which: str) -> int:
+    if exp.plot_only:
+        raise UserError(f"'{exp.name}' is a plot-only experiment: it has no trials to show", file=exp.path,
+                        fix=f"python plot.py --name {exp.name} draws it")
     store = Store(exp.name)
     p = plan(exp, store)
     trial, key = find(p, which, exp.name)
