@@ -27,7 +27,7 @@ from memlab import trials as trial_registry
 from memlab.errors import ConfigError, choices_hint, closest
 from memlab.params import (REQUIRED, Param, Trial, as_param, explicit_seed, fragment,  # noqa: F401  (Trial)
                            key_of_text, plain, seed_of_text)
-from memlab.paths import EXPERIMENTS_DIR
+from memlab.paths import EXPERIMENTS_DIR, RESULTS_DIR
 from memlab.trials import TRIALS  # noqa: F401  (re-exported: the registry of short names)
 
 TOP_LEVEL_KEYS = ("trial", "param_grid", "plots", "resources", "timeout", "description")
@@ -194,19 +194,64 @@ def read_json(path: Path) -> dict:
     return raw
 
 
-def load_experiment(name: str, overrides: dict | None = None) -> Experiment:
-    """Load and validate experiments/NAME.json (or a path); `overrides` replaces top-level keys."""
+def load_experiment(name: str, overrides: dict | None = None, sets=(), store_as: str | None = None) -> Experiment:
+    """Load and validate experiments/NAME.json (or a path); `overrides` replaces top-level keys,
+    `sets` are command-line `KEY=VALUES` grid overrides (memlab.overrides), `store_as` the name
+    its results and plots go under (default: the file's).  A NAME with no file but with saved
+    results (results/NAME/experiment.json, e.g. a run with --as NAME) is that saved experiment."""
     path = experiment_path(name)
-    if not path.exists():
+    if not path.exists() and (saved := saved_experiment(name)) is not None:
+        raw, path = saved
+        store_as = store_as or name
+    elif not path.exists():
         there = sorted(p.stem for p in EXPERIMENTS_DIR().glob("*.json"))
         raise ConfigError(f"no experiment file {path}", file=path,
                           fix=f"create it, or pick one of: {', '.join(there) or '(none)'}{closest(name, there)}")
-    check_name(name, path)
-    raw = {**read_json(path), **(overrides or {})}
-    return build_experiment(raw, path)
+    else:
+        check_name(name, path)
+        raw = read_json(path)
+    if store_as is not None:
+        check_store_as(store_as, path)
+    return build_experiment({**raw, **(overrides or {})}, path, name=store_as, sets=sets)
 
 
-def build_experiment(raw: dict, path: Path) -> Experiment:
+def saved_experiment(name: str) -> tuple[dict, Path] | None:
+    """The experiment as last run under NAME (results/NAME/experiment.json), when there is one."""
+    path = RESULTS_DIR() / name / "experiment.json"
+    if not NAME.fullmatch(name) or not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8")).get("experiment_file")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    import logging
+    logging.getLogger("memlab").info(f"{experiment_path(name)} does not exist: using the experiment saved with "
+                                     f"its results, {path}", extra={"stderr": True})
+    return raw, path
+
+
+def check_store_as(store_as: str, path: Path) -> None:
+    """`--as NAME`: a plain name, and not that of another experiment file (its table would mix)."""
+    if not isinstance(store_as, str) or not NAME.fullmatch(store_as) or set(store_as) <= {"."}:
+        raise ConfigError(f"--as {store_as!r} is not a usable name (it names results/NAME.csv)",
+                          fix="use letters, digits, '_', '-' or '.', e.g. --as moons_quick")
+    other = experiment_path(store_as)
+    if other.exists() and other.resolve() != path.resolve():
+        raise ConfigError(f"--as {store_as}: {other} is another experiment, whose results are stored under that name",
+                          fix=f"pick a name without a file in {EXPERIMENTS_DIR()}/, e.g. --as {store_as}_variant")
+
+
+def build_experiment(raw: dict, path: Path, name: str | None = None, sets=()) -> Experiment:
+    """Validate an experiment dict (as read from `path`); `name`: where its results go (default
+    the file's stem); `sets`: `--set KEY=VALUES` overrides, whose errors name `--set KEY`."""
+    if sets:
+        from memlab import overrides
+        with overrides.blamed_on_sets(sets):
+            exp = build_experiment(overrides.apply_sets(raw, sets), path, name)
+        overrides.check_undeclared(exp.module, raw, sets, path)
+        return exp
     for k in raw:
         if k not in TOP_LEVEL_KEYS:
             raise ConfigError(f"unknown top-level key '{k}'", file=path, key=k,
@@ -241,7 +286,7 @@ def build_experiment(raw: dict, path: Path) -> Experiment:
     timeout = None
     if raw.get("timeout") is not None:
         timeout = parse_duration(raw["timeout"], path, "timeout")
-    exp = Experiment(path.stem, path, raw.get("trial"), module, grid, plots, resources,
+    exp = Experiment(name or path.stem, path, raw.get("trial"), module, grid, plots, resources,
                      raw.get("description", ""), timeout, raw)
     if len(exp) == 0 and not plot_only:
         raise ConfigError("the grid is empty (0 trials)", file=path, key="param_grid",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from memlab import backends, datasets
 from memlab.config import MAX_TRIALS
 from memlab.errors import UserError
+from memlab.log import log, run_log
 from memlab.params import legacy_key
 from memlab.pool import WorkerStartError
 from memlab.store import SCHEME, RecordWriteError, State, Store, Summary, git_state
@@ -113,15 +114,16 @@ class Reporter:
         self.fail_fast, self.ok, self.failed = fail_fast, 0, []
 
     def note(self, message: str) -> None:
-        self.bar.write(message, file=sys.stderr)
+        log.warning(message, extra={"stderr": True})
 
     def __call__(self, s: Summary) -> None:
         self.bar.update(1)
         if s.status == "ok":
             self.ok += 1
+            log.debug(f"trial {s.index} ({s.key}) ok in {s.seconds:.2f} s")
             return
         self.failed.append(s)
-        self.bar.write(f"trial {s.index} ({s.key}) failed: {s.error}")
+        log.warning(f"trial {s.index} ({s.key}) failed: {s.error}")
         if self.fail_fast:
             raise FailFast(s)
 
@@ -150,7 +152,8 @@ class RunLock:
             try:
                 fcntl.flock(w, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                print("waiting for the workers of an interrupted run to finish their trial...", file=sys.stderr)
+                log.info("waiting for the workers of an interrupted run to finish their trial...",
+                         extra={"stderr": True})
                 fcntl.flock(w, fcntl.LOCK_EX)
             fcntl.flock(w, fcntl.LOCK_UN)
         return self
@@ -163,7 +166,7 @@ class RunLock:
 def run(exp, opts: RunOptions) -> int:
     """Run every pending trial of `exp`; return the exit status (0: every trial of the grid done)."""
     if exp.plot_only:
-        print(f"{exp.name}: no trials (a plot-only experiment file): `python plot.py --name {exp.name}` draws it")
+        log.info(f"{exp.name}: no trials (a plot-only experiment file): `python plot.py --name {exp.name}` draws it")
         return 0
     if len(exp) > opts.max_trials:
         raise UserError(f"the grid has {len(exp):,} trials, more than a run takes ({opts.max_trials:,})",
@@ -173,15 +176,19 @@ def run(exp, opts: RunOptions) -> int:
     if opts.timeout is None:           # the command line's --trial-timeout wins over the file's "timeout"
         opts = dataclasses.replace(opts, timeout=exp.timeout)
     store = Store(exp.name)
-    with RunLock(store):
+    info = run_info(opts)
+    kind = "local" if opts.backend == "joblib" else opts.backend
+    info["log"] = str(store.dir / "logs" / f"{kind}-{info['stamp']}.log")     # what this run says
+    with RunLock(store), run_log(info["log"]):
         flying = backends.in_flight(store)     # submitted with --no-wait and still in the queue
         p = plan(exp, store, opts.retry_failed, exclude=flying, rerun_stale=opts.rerun_stale)
-        store.save_experiment(exp.effective(), run_info(opts))
+        store.save_experiment(exp.effective(), info)
         skipped_failed = 0 if opts.retry_failed else len(p.failed)
-        print(f"{exp.name}: {len(p.trials)} trials, {p.done} done, {len(p.pending)} to run"
-              + (f", {skipped_failed} failed before (rerun them with --retry-failed)" if skipped_failed else "")
-              + (f", {len(flying)} queued or running ({backends.describe(flying)})" if flying else "")
-              + f" [backend {opts.backend}, tasks {opts.tasks}]", flush=True)
+        log.info(f"{exp.name}: {len(p.trials)} trials, {p.done} done, {len(p.pending)} to run"
+                 + (f", {skipped_failed} failed before (rerun them with --retry-failed)" if skipped_failed else "")
+                 + (f", {len(flying)} queued or running ({backends.describe(flying)})" if flying else "")
+                 + f" [backend {opts.backend}, tasks {opts.tasks}]")
+        log.debug(f"the log of this run: {info['log']}")
         n_flying = sum(t.key in flying for t in p.trials)
         rep = Reporter(len(p.trials), len(p.trials) - len(p.pending) - skipped_failed - n_flying,
                        opts.fail_fast, opts.progress)
@@ -226,37 +233,38 @@ def finish(exp, store, trials, rep, seconds, interrupted, no_wait: bool = False)
         rows, csv = store.merge(trials, results)
     except OSError as e:
         rows, csv = len(results), None
-        print(f"error: cannot write {e.filename or store.csv_path}: {e.strerror}\n  fix: free space there, then "
-              f"`python run.py --name {exp.name} --collect` writes the table (every finished trial is recorded)")
+        log.error(f"error: cannot write {e.filename or store.csv_path}: {e.strerror}\n  fix: free space there, then "
+                  f"`python run.py --name {exp.name} --collect` writes the table (every finished trial is recorded)")
         interrupted = interrupted or "the table could not be written"
     failed = [t for t in trials if t.key in state.failed and t.key not in results]
     missing = len(trials) - rows - len(failed)
     if rep.ok or rep.failed:
-        print(f"ran {rep.ok + len(rep.failed)} trials in {seconds:.1f} s: {rep.ok} ok, {len(rep.failed)} failed")
+        log.info(f"ran {rep.ok + len(rep.failed)} trials in {seconds:.1f} s: {rep.ok} ok, {len(rep.failed)} failed")
     if csv:
-        print(f"wrote {csv} ({rows} rows)" + (f" and {store.series_path}" if store.series_path.exists() else ""))
+        log.info(f"wrote {csv} ({rows} rows)" + (f" and {store.series_path}" if store.series_path.exists() else ""))
     note = stale_note(Plan(trials, state, results, stale, [], adopted), exp.name)
     if note:
-        print(note)
+        log.info(note)
     if interrupted:
-        print(f"{interrupted}; {missing} trials not run yet: run the same command again to resume")
+        log.warning(f"{interrupted}; {missing} trials not run yet: run the same command again to resume")
     elif missing:
         flying = backends.in_flight(store)
         if flying:
-            print(f"{missing} trials are not done: {len(flying)} are queued or running ({backends.describe(flying)}); "
-                  f"run the same command again to wait for them, or --collect later")
+            log.warning(f"{missing} trials are not done: {len(flying)} are queued or running "
+                        f"({backends.describe(flying)}); run the same command again to wait for them, "
+                        f"or --collect later")
             if no_wait and len(flying) >= missing:
                 missing = 0            # submitted as asked: the job has them
         else:
-            print(f"{missing} trials are not done: run the same command again")
+            log.warning(f"{missing} trials are not done: run the same command again")
     if failed:
-        print(f"{len(failed)} failed trials:")
+        log.warning(f"{len(failed)} failed trials:")
         for t in failed[:20]:
             err = state.failed[t.key]["error"]
-            print(f"  _index {t.index} key {t.key} {t.params}: {err.get('type')}: {err.get('message')}")
+            log.warning(f"  _index {t.index} key {t.key} {t.params}: {err.get('type')}: {err.get('message')}")
         if len(failed) > 20:
-            print(f"  ... and {len(failed) - 20} more (python run.py --name {exp.name} --status)")
-        print(f"tracebacks are in {store.records_dir}; rerun them with --retry-failed")
+            log.warning(f"  ... and {len(failed) - 20} more (python run.py --name {exp.name} --status)")
+        log.warning(f"tracebacks are in {store.records_dir}; rerun them with --retry-failed")
     return 1 if failed or interrupted or missing else 0
 
 
@@ -286,6 +294,7 @@ def dry_run(exp, show: int = 5) -> int:
         return run(exp, RunOptions())
     n = len(exp)
     print(f"{exp.path}: trial '{exp.trial_name}', {n:,} trials"
+          + (f", stored as {exp.name}" if exp.name != exp.path.stem else "")
           + (f" (over the limit of {MAX_TRIALS:,} a run takes: split it, or run with --max-trials)"
              if n > MAX_TRIALS else ""))
     if exp.timeout:

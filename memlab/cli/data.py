@@ -34,6 +34,11 @@ def list_datasets() -> None:
 
 
 def main(argv=None) -> int:
+    from memlab.log import pipe_safe
+    return pipe_safe(_main, argv)      # `python data.py ... | head` ends quietly
+
+
+def _main(argv) -> int:
     ap = argparse.ArgumentParser(prog="data.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--name", nargs="+", metavar="NAME", help="datasets to build (default: every offline one)")

@@ -19,9 +19,14 @@ from memlab.errors import UserError
 
 
 def main(argv=None) -> int:
+    from memlab.log import pipe_safe
+    return pipe_safe(_main, argv)      # `python plot.py ... | head` ends quietly
+
+
+def _main(argv) -> int:
     ap = argparse.ArgumentParser(prog="plot.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--name", required=True, help="experiment: experiments/NAME.json")
+    ap.add_argument("--name", required=True, help="experiment: experiments/NAME.json (or a run stored with --as NAME)")
     ap.add_argument("--format", default="pdf", choices=("pdf", "png", "svg", "html"),
                     help="file format (default pdf); html writes the report page plots/NAME/index.html")
     ap.add_argument("--dpi", type=int, help="raster resolution (default 300 for png, 150 for the page's figures)")
