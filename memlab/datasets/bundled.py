@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from memlab.datasets.registry import register
 
@@ -23,6 +22,7 @@ def stratified_test_mask(y: np.ndarray, test_fraction: float, seed: int = 0) -> 
 @register("digits", kind="image", shape=(1797, 64))
 def digits(source=None) -> dict:
     """scikit-learn's 8x8 digits (1,797 images), pixels / 16; a fixed stratified 80/20 split."""
+    from sklearn.datasets import load_digits   # here, not at import: sklearn costs ~1.5 s to import
     d = load_digits()
     return {"X": (d.data / 16.0).astype(np.float32), "y": d.target,
             "is_test": stratified_test_mask(d.target, 0.2, seed=0),

@@ -4,18 +4,22 @@
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import numbers
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-from matplotlib.colors import LinearSegmentedColormap
-from matplotlib.figure import Figure
-from scipy import stats
 
 from memlab.errors import ConfigError, choices_hint
+from memlab.lazy import lazy
 from memlab.plots.registry import option
+
+# Imported on first use: loading an experiment file registers every plot type, and
+# `run.py --status` should not pay for matplotlib, pandas and scipy to do it.
+plt = lazy("matplotlib.pyplot")
+pd = lazy("pandas")
+stats = lazy("scipy.stats")
+mpl_figure = lazy("matplotlib.figure")
 
 # The paper's figures are a few centimetres wide; at that size matplotlib's default fonts
 # would swallow the picture, so small figures get the small fonts of the reference code.
@@ -31,7 +35,19 @@ BASE_RC = {
 }
 
 # Light orange -> red -> purple: a sequential palette for numeric hues (lines ordered by value).
-SEQUENTIAL = LinearSegmentedColormap.from_list("memlab_seq", ["#eda06d", "#d9566b", "#8f2f6e", "#44205a"])
+SEQUENTIAL_COLORS = ("#eda06d", "#d9566b", "#8f2f6e", "#44205a")
+
+
+@functools.cache
+def sequential():
+    from matplotlib.colors import LinearSegmentedColormap
+    return LinearSegmentedColormap.from_list("memlab_seq", list(SEQUENTIAL_COLORS))
+
+
+def __getattr__(name):   # `common.SEQUENTIAL`, built when first asked for
+    if name == "SEQUENTIAL":
+        return sequential()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 DASHES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
@@ -46,7 +62,7 @@ def new_figure(spec: dict, nrows: int = 1, ncols: int = 1, **kw):
     """(fig, axes) like plt.subplots with the spec's figsize, but outside pyplot's registry, so
     rendering hundreds of plots neither leaks figures nor needs plt.close."""
     figsize = option(spec, "figsize")
-    fig = Figure(figsize=tuple(figsize) if figsize else None, layout="constrained")
+    fig = mpl_figure.Figure(figsize=tuple(figsize) if figsize else None, layout="constrained")
     return fig, fig.subplots(nrows, ncols, **kw)
 
 
@@ -116,7 +132,7 @@ def colors_for(values, cmap=None) -> dict:
     """value -> colour: a sequential ramp for numbers (ordered), a qualitative cycle otherwise."""
     values = list(values)
     if cmap is None and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
-        cmap = SEQUENTIAL
+        cmap = sequential()
     if cmap is not None:
         cm = plt.get_cmap(cmap) if isinstance(cmap, str) else cmap
         pos = np.linspace(0.1, 0.9, len(values)) if len(values) > 1 else [0.5]

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import re
 
-import matplotlib.pyplot as plt
-import pandas as pd
-
 from memlab.errors import ConfigError, choices_hint
+from memlab.lazy import lazy
 from memlab.plots.common import apply_common, rc
 from memlab.plots.registry import COMMON_OPTIONS, PLOTS, normalized, option, validate
+
+plt = lazy("matplotlib.pyplot")
+pd = lazy("pandas")
 
 
 def apply_query(df: pd.DataFrame, spec: dict) -> pd.DataFrame:
