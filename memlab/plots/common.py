@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import itertools
 import numbers
@@ -58,9 +60,36 @@ def rc(spec: dict) -> dict:
     return {**BASE_RC, **(SMALL_FIGURE_RC if small else {})}
 
 
+_TARGET = contextvars.ContextVar("memlab_plot_target", default=None)
+
+
+@contextlib.contextmanager
+def drawing_into(ax):
+    """Within this block, the next new_figure draws in the place of `ax` (a subplot of a
+    figure of yours) instead of creating a figure: memlab.plot(name, ax=ax) composes panels."""
+    token = _TARGET.set(ax)
+    try:
+        yield
+    finally:
+        _TARGET.reset(token)
+
+
 def new_figure(spec: dict, nrows: int = 1, ncols: int = 1, **kw):
     """(fig, axes) like plt.subplots with the spec's figsize, but outside pyplot's registry, so
-    rendering hundreds of plots neither leaks figures nor needs plt.close."""
+    rendering hundreds of plots neither leaks figures nor needs plt.close.
+
+    Inside drawing_into(ax), `fig` is instead a subfigure over ax's cell of ax's figure: the
+    plot's own panels, colour bar and titles stay in that cell, and ax itself is replaced."""
+    target = _TARGET.get()
+    if target is not None:
+        _TARGET.set(None)   # one plot, one cell
+        spot = target.get_subplotspec()
+        if spot is None:
+            raise ConfigError("ax must be a subplot (from fig.subplots or fig.add_subplot), not a free axes",
+                              key="ax", fix="create the panels with fig.subplots(rows, cols)")
+        fig = target.figure.add_subfigure(spot)
+        target.remove()
+        return fig, fig.subplots(nrows, ncols, **kw)
     figsize = option(spec, "figsize")
     fig = mpl_figure.Figure(figsize=tuple(figsize) if figsize else None, layout="constrained")
     return fig, fig.subplots(nrows, ncols, **kw)
@@ -281,7 +310,7 @@ def apply_common(fig, spec: dict) -> None:
     vmin / vmax are not here: what they bound (colour or value axis) is the plot type's business.
     """
     figsize = option(spec, "figsize")
-    if figsize:
+    if figsize and fig.figure is fig:   # a subfigure (drawing_into) keeps its cell's size
         fig.set_size_inches(*figsize)
     axes = main_axes(fig)
     single = len(axes) == 1
