@@ -17,7 +17,7 @@ from memlab.errors import UserError
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="plot.py", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--name", required=True, help="experiment: experiments/NAME.json")
     ap.add_argument("--format", default="pdf", choices=("pdf", "png", "svg"), help="file format (default pdf)")
