@@ -73,3 +73,11 @@ def test_missing_is_none_for_other_modules():
     from memlab import extras
     assert extras.missing(ModuleNotFoundError("x", name="mytrial_helper"), "trial 'x'") is None
     assert extras.install_line("flax.linen") == "pip install 'memlab[jax]'"
+
+
+def test_without_pyarrow_no_parquet_is_written_and_nothing_fails(tmp_path):
+    code = without(("pyarrow",)) + (
+        "import pandas as pd\nfrom memlab.export import write_parquet\n"
+        f"print(write_parquet(pd.DataFrame({{'x': [1]}}), {str(tmp_path / 'r.parquet')!r}))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "None" and not (tmp_path / "r.parquet").exists()
