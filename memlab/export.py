@@ -35,11 +35,6 @@ def decode_json_columns(df):
     return out
 
 
-def have_pyarrow() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("pyarrow") is not None
-
-
 def write_parquet(df, path) -> Path | None:
     """Write `df` (a results table as merged for the CSV) to `path` as Parquet, atomically.
 
@@ -47,10 +42,13 @@ def write_parquet(df, path) -> Path | None:
     Parquet lists and structs; a column Arrow cannot type (lists of mixed types, say) stays
     JSON text.  Returns the path, or None without writing when pyarrow is not installed.
     """
-    if not have_pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "pyarrow":
+            raise
         return None
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     df = decode_json_columns(df)
     columns = {}
