@@ -48,7 +48,8 @@ class Rendered:
         return [f for f in self.figures if f.error]
 
 
-def select(exp, only) -> list[dict]:
+def select(exp, only=None) -> list[dict]:
+    """The experiment's plot specs, or those named in `only` (in the file's order)."""
     specs = exp.plots
     if only:
         names = [s["name"] for s in specs]
@@ -99,15 +100,41 @@ def draw(spec: dict, df, ctx, path: Path, fmt: str, dpi: int | None, caption: bo
     return out
 
 
-def render_experiment(name: str, *, fmt: str = "pdf", only=None, dpi: int | None = None) -> Rendered:
-    """Render every selected plot of experiments/NAME.json into plots/NAME/; fmt "html" also
-    writes plots/NAME/index.html (see memlab.plots.report)."""
+def tables(exp, specs: list[dict]):
+    """(results table or None, PlotContext): what the plot functions of `specs` draw from."""
     from memlab import plots
-    exp = load_experiment(name)
+    store = Store(exp.name)
+    needs_results = any(plots.PLOTS[s["type"]].uses_results for s in specs)
+    df, series = load_tables(exp, store, needed=needs_results)
+    return df, plots.PlotContext(name=exp.name, experiment=exp, series=series, results_dir=store.base)
+
+
+def figures(exp, specs: list[dict], axes=None) -> list:
+    """One figure per spec (memlab.plot); with `axes` (one subplot per spec), each plot is drawn
+    in its subplot's place and its figure is a subfigure of that subplot's figure."""
+    from memlab import plots
+    df, ctx = tables(exp, specs)
+    axes = [None] * len(specs) if axes is None else list(axes)
+    return [plots.render(spec, df, ctx, ax=ax) for spec, ax in zip(specs, axes)]
+
+
+def render_experiment(name, *, fmt: str = "pdf", only=None, dpi: int | None = None) -> Rendered:
+    """Render every selected plot of experiments/NAME.json into plots/NAME/ (`name`: a name, a
+    path or a loaded Experiment); fmt "html" also writes plots/NAME/index.html (memlab.plots.report)."""
+    from memlab import plots
+    exp = load_experiment(str(name)) if isinstance(name, (str, Path)) else name
     specs = select(exp, only)
     if not specs and fmt != "html":
         raise ConfigError("no plots declared", file=exp.path, key="plots",
                           fix='add e.g. "plots": [{"type": "heatmap", "name": "interpolation", ...}]')
+    return specs
+
+
+def tables(exp, specs: list[dict]):
+    """(results table or None, PlotContext): what the plot functions of `specs` draw from."""
+    import pandas as pd
+
+    from memlab import plots
     store = Store(exp.name)
     needs_results = any(plots.PLOTS[s["type"]].uses_results for s in specs)
     df, series = load_tables(exp, store, needed=needs_results and fmt != "html")

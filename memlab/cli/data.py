@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    ap = argparse.ArgumentParser(prog="data.py", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--name", nargs="+", metavar="NAME", help="datasets to build (default: every offline one)")
     ap.add_argument("--list", action="store_true", help="list every dataset and whether it is materialized")

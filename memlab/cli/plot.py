@@ -24,7 +24,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    ap = argparse.ArgumentParser(prog="plot.py", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--name", required=True, help="experiment: experiments/NAME.json (or a run stored with --as NAME)")
     ap.add_argument("--format", default="pdf", choices=("pdf", "png", "svg", "html"),

@@ -4,18 +4,24 @@
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import itertools
 import numbers
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-from matplotlib.colors import LinearSegmentedColormap
-from matplotlib.figure import Figure
-from scipy import stats
 
 from memlab.errors import ConfigError, choices_hint
+from memlab.lazy import lazy
 from memlab.plots.registry import option
+
+# Imported on first use: loading an experiment file registers every plot type, and
+# `run.py --status` should not pay for matplotlib, pandas and scipy to do it.
+plt = lazy("matplotlib.pyplot")
+pd = lazy("pandas")
+stats = lazy("scipy.stats")
+mpl_figure = lazy("matplotlib.figure")
 
 # The paper's figures are a few centimetres wide; at that size matplotlib's default fonts
 # would swallow the picture, so small figures get the small fonts of the reference code.
@@ -31,7 +37,19 @@ BASE_RC = {
 }
 
 # Light orange -> red -> purple: a sequential palette for numeric hues (lines ordered by value).
-SEQUENTIAL = LinearSegmentedColormap.from_list("memlab_seq", ["#eda06d", "#d9566b", "#8f2f6e", "#44205a"])
+SEQUENTIAL_COLORS = ("#eda06d", "#d9566b", "#8f2f6e", "#44205a")
+
+
+@functools.cache
+def sequential():
+    from matplotlib.colors import LinearSegmentedColormap
+    return LinearSegmentedColormap.from_list("memlab_seq", list(SEQUENTIAL_COLORS))
+
+
+def __getattr__(name):   # `common.SEQUENTIAL`, built when first asked for
+    if name == "SEQUENTIAL":
+        return sequential()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 DASHES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
@@ -49,11 +67,38 @@ def rc(spec: dict) -> dict:
     return {**BASE_RC, **(SMALL_FIGURE_RC if is_small(spec) else {}), **theme}
 
 
+_TARGET = contextvars.ContextVar("memlab_plot_target", default=None)
+
+
+@contextlib.contextmanager
+def drawing_into(ax):
+    """Within this block, the next new_figure draws in the place of `ax` (a subplot of a
+    figure of yours) instead of creating a figure: memlab.plot(name, ax=ax) composes panels."""
+    token = _TARGET.set(ax)
+    try:
+        yield
+    finally:
+        _TARGET.reset(token)
+
+
 def new_figure(spec: dict, nrows: int = 1, ncols: int = 1, **kw):
     """(fig, axes) like plt.subplots with the spec's figsize, but outside pyplot's registry, so
-    rendering hundreds of plots neither leaks figures nor needs plt.close."""
+    rendering hundreds of plots neither leaks figures nor needs plt.close.
+
+    Inside drawing_into(ax), `fig` is instead a subfigure over ax's cell of ax's figure: the
+    plot's own panels, colour bar and titles stay in that cell, and ax itself is replaced."""
+    target = _TARGET.get()
+    if target is not None:
+        _TARGET.set(None)   # one plot, one cell
+        spot = target.get_subplotspec()
+        if spot is None:
+            raise ConfigError("ax must be a subplot (from fig.subplots or fig.add_subplot), not a free axes",
+                              key="ax", fix="create the panels with fig.subplots(rows, cols)")
+        fig = target.figure.add_subfigure(spot)
+        target.remove()
+        return fig, fig.subplots(nrows, ncols, **kw)
     figsize = option(spec, "figsize")
-    fig = Figure(figsize=tuple(figsize) if figsize else None, layout="constrained")
+    fig = mpl_figure.Figure(figsize=tuple(figsize) if figsize else None, layout="constrained")
     return fig, fig.subplots(nrows, ncols, **kw)
 
 
@@ -123,7 +168,7 @@ def colors_for(values, cmap=None) -> dict:
     """value -> colour: a sequential ramp for numbers (ordered), a qualitative cycle otherwise."""
     values = list(values)
     if cmap is None and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
-        cmap = SEQUENTIAL
+        cmap = sequential()
     if cmap is not None:
         cm = plt.get_cmap(cmap) if isinstance(cmap, str) else cmap
         pos = np.linspace(0.1, 0.9, len(values)) if len(values) > 1 else [0.5]
@@ -476,7 +521,7 @@ def apply_common(fig, spec: dict) -> None:
     vmin / vmax are not here: what they bound (colour or value axis) is the plot type's business.
     """
     figsize = option(spec, "figsize")
-    if figsize:
+    if figsize and fig.figure is fig:   # a subfigure (drawing_into) keeps its cell's size
         fig.set_size_inches(*figsize)
     axes = main_axes(fig)
     single = len(axes) == 1

@@ -8,16 +8,18 @@ Both accept the paper's reference spelling too: "pivot": {"idx", "col", "val", "
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-from scipy.ndimage import gaussian_filter
 
 from memlab.errors import ConfigError, choices_hint
+from memlab.lazy import lazy
 from matplotlib.lines import Line2D
 
 from memlab.plots.common import (
     CENTER, add_caption, as_number, band_caption, data_ticks, display_name, draw_lines, fmt, legend_title, matching,
     new_figure, nonempty, require_columns, round_columns, summarize, value_limits)
 from memlab.plots.registry import option, register
+
+pd = lazy("pandas")
+ndimage = lazy("scipy.ndimage")
 
 REGION_COLOR = "blueviolet"
 CONTOUR_COLOR = "#1fb3d6"
@@ -84,7 +86,7 @@ def _paper_ticks(n: int, length_in: float, fontsize: float) -> np.ndarray:
 def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     # Empty cells (grid points without results) take the mean so the filter does not spread NaN.
     filled = np.where(np.isnan(values), np.nanmean(values), values)
-    return gaussian_filter(filled, sigma) if sigma else filled
+    return ndimage.gaussian_filter(filled, sigma) if sigma else filled
 
 
 def _cells(ax, z):
