@@ -81,3 +81,36 @@ def test_without_pyarrow_no_parquet_is_written_and_nothing_fails(tmp_path):
         f"print(write_parquet(pd.DataFrame({{'x': [1]}}), {str(tmp_path / 'r.parquet')!r}))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "None" and not (tmp_path / "r.parquet").exists()
+
+
+def test_the_wheel_holds_the_package_its_commands_and_a_light_core(tmp_path):
+    import shutil
+    import zipfile
+    src = tmp_path / "src"   # a copy, so the build leaves nothing (build/, *.egg-info) in the repository
+    shutil.copytree(REPO / "memlab", src / "memlab", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "experiments", src / "experiments")
+    (src / "tests").mkdir()
+    shutil.copy(REPO / "tests" / "conftest.py", src / "tests")
+    for name in ("pyproject.toml", "README.md", "run.py", "plot.py", "data.py", "algorithm.py", "utils.py"):
+        shutil.copy(REPO / name, src)   # the top-level scripts and folders must stay out of the wheel
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                          "-w", str(tmp_path), str(src)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    wheel, = tmp_path.glob("memlab-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        entry = z.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+    for module in ("memlab/api.py", "memlab/algorithm.py", "memlab/cli/run.py", "memlab/trials/sgd.py",
+                   "memlab/datasets/registry.py", "memlab/plots/grid.py", "memlab/backends/sge.py"):
+        assert module in names
+    assert not any(n.startswith(("tests/", "benchmarks/", "experiments/")) or n in ("run.py", "algorithm.py")
+                   for n in names)
+    for script in ("memlab-run = memlab.cli.run:main", "memlab-plot = memlab.cli.plot:main",
+                   "memlab-data = memlab.cli.data:main"):
+        assert script in entry
+    requires = [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+    core = [r.split(";")[0].split(">")[0].split("=")[0].strip() for r in requires if "extra ==" not in r]
+    assert sorted(core) == sorted(["numpy", "scipy", "scikit-learn", "pandas", "joblib", "numba", "matplotlib", "tqdm"])
+    assert any(r.startswith("torch") and 'extra == "torch"' in r for r in requires)
+    assert any(r.startswith("jax") and 'extra == "jax"' in r for r in requires)

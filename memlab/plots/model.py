@@ -39,11 +39,7 @@ def normalize_boundary(spec: dict) -> dict:
 
 
 def fit_model(X, y, spec: dict):
-    try:
-        import algorithm
-    except ImportError as e:
-        raise ConfigError(f"boundary_2d needs the top-level module 'algorithm' ({e})", key="type",
-                          fix="run plot.py from the project's root folder") from None
+    from memlab import algorithm   # here: numba and scikit-learn load only when a boundary is drawn
     params = {**(option(spec, "model") or {}), **{k: option(spec, k) for k in MODEL_KEYS}}
     return algorithm.get_model(params, random_state=option(spec, "seed")).fit(np.array(X), np.array(y))
 

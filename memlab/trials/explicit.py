@@ -250,7 +250,7 @@ def fit_zhang(p: dict, X, y, seed: int) -> dict:
 
 def fit_algorithm2(p: dict, X, y, seed: int) -> dict:
     """Algorithm 2 on the same rows: its width is the second layer's (summed over classes)."""
-    import algorithm   # the top-level module beside run.py; imported here, only this method needs it
+    from memlab import algorithm   # imported here: only this method needs it
 
     model = algorithm.Memorizer(n_iter=int(p["n_iter"]), max_bias=float(p["max_bias"]),
                                 activation=p["activation"], random_state=seed)
