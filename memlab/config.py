@@ -34,7 +34,6 @@ TOP_LEVEL_KEYS = ("trial", "param_grid", "plots", "resources", "timeout", "descr
 RESOURCE_KEYS = ("gpus", "mem", "time", "queue", "slots", "cpus", "gpu_complex", "pe")
 MAX_TRIALS = 10_000_000   # a run refuses a bigger grid (--max-trials raises it); --dry-run only counts
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
-FRAMEWORKS = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "flax": "jax", "optax": "jax"}
 
 SHORTHANDS = {  # type_ -> (required keys, optional keys with defaults)
     "range": (("stop",), {"start": 0, "step": 1}),
@@ -266,6 +265,8 @@ def build_experiment(raw: dict, path: Path, name: str | None = None, sets=()) ->
     else:
         module = import_trial(raw["trial"], path)
         grid = check_params(module, expand_grid(raw["param_grid"], path), path, raw["trial"])
+        from memlab import extras
+        extras.check(module, grid, path, raw["trial"])      # the frameworks the grid's values select
     plots = raw.get("plots", [])
     if not isinstance(plots, list):
         raise ConfigError("'plots' must be a list of plot objects", file=path, key="plots", fix="wrap it in [...]")
@@ -338,11 +339,10 @@ def import_trial(name, path) -> ModuleType:
     try:
         module = trial_registry.load(name, str(Path.cwd()))
     except ModuleNotFoundError as e:
-        top = (e.name or "").split(".")[0]
-        if top in FRAMEWORKS:
-            extra = FRAMEWORKS[top]
-            raise ConfigError(f"trial '{name}' needs {top}, which is not installed", file=path, key="trial",
-                              fix=f"pip install 'memlab[{extra}]'") from None
+        from memlab import extras
+        err = extras.missing(e, f"trial '{name}'", file=path, key="trial")
+        if err:
+            raise err from None
         if e.name and modname.startswith(e.name) or e.name == modname:
             raise ConfigError(f"no trial module '{name}'", file=path, key="trial",
                               fix=f"{choices_hint(name, TRIALS)}, or a module with a trial(params) function") from None

@@ -330,6 +330,8 @@ class Store:
         df = df[first + [c for c in df.columns if c not in first and c not in last] + last]
         with io.atomic_path(self.csv_path, suffix=".csv") as tmp:
             df.to_csv(tmp, index=False)
+        from memlab.export import write_parquet
+        write_parquet(df, self.base / f"{self.name}.parquet")     # beside the CSV when pyarrow is there
         if series_frames:
             with io.atomic_path(self.series_path, suffix=".csv") as tmp:
                 pd.concat(series_frames, ignore_index=True).to_csv(tmp, index=False)

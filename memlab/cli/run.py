@@ -29,7 +29,7 @@ def parse(argv):
     if "--" in argv:
         i = argv.index("--")
         argv, scheduler_args = argv[:i], argv[i + 1:]
-    ap = argparse.ArgumentParser(prog="run.py", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Arguments after `--` go to qsub/sbatch untouched.")
     ap.add_argument("--name", required=True, help="experiment: experiments/NAME.json (or a path to a .json file)")

@@ -18,7 +18,7 @@ import sys
 from types import ModuleType
 
 TRIALS = {
-    "algorithm": "algorithm",
+    "algorithm": "memlab.algorithm",
     "sgd": "memlab.trials.sgd",
     "receptive_fields": "memlab.trials.receptive_fields",
     "min_norm": "memlab.trials.min_norm",
