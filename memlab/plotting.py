@@ -127,14 +127,6 @@ def render_experiment(name, *, fmt: str = "pdf", only=None, dpi: int | None = No
     if not specs and fmt != "html":
         raise ConfigError("no plots declared", file=exp.path, key="plots",
                           fix='add e.g. "plots": [{"type": "heatmap", "name": "interpolation", ...}]')
-    return specs
-
-
-def tables(exp, specs: list[dict]):
-    """(results table or None, PlotContext): what the plot functions of `specs` draw from."""
-    import pandas as pd
-
-    from memlab import plots
     store = Store(exp.name)
     needs_results = any(plots.PLOTS[s["type"]].uses_results for s in specs)
     df, series = load_tables(exp, store, needed=needs_results and fmt != "html")
