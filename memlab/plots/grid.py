@@ -11,7 +11,6 @@ import numpy as np
 
 from memlab.errors import ConfigError, choices_hint
 from memlab.lazy import lazy
-from matplotlib.lines import Line2D
 
 from memlab.plots.common import (
     CENTER, add_caption, as_number, band_caption, data_ticks, display_name, draw_lines, fmt, legend_title, matching,
@@ -24,6 +23,8 @@ ndimage = lazy("scipy.ndimage")
 REGION_COLOR = "blueviolet"
 CONTOUR_COLOR = "#1fb3d6"
 MAX_TICK_LABELS = 11
+
+mlines = lazy("matplotlib.lines")
 
 
 def _lift(spec: dict, key: str, allowed: dict) -> dict:
@@ -137,8 +138,8 @@ def _percent(p: float) -> str:
     return f"{fmt(round(100 * p, 4))} %"
 
 
-def region_handle(threshold: float) -> Line2D:
-    return Line2D([], [], color=REGION_COLOR, linestyle="dashed", linewidth=1.5,
+def region_handle(threshold: float) -> "mlines.Line2D":
+    return mlines.Line2D([], [], color=REGION_COLOR, linestyle="dashed", linewidth=1.5,
                   label=f"interpolates in \u2265 {_percent(threshold)} of trials")
 
 
@@ -288,7 +289,7 @@ def slices(df, spec, ctx):
     handles = None
     if threshold is not None and "interpolated" in df.columns:
         if _mark_interpolating(ax, df, summary, x, hue, colors, threshold, option(spec, "mark_every")):
-            handles = [*ax.get_legend_handles_labels()[0], Line2D(
+            handles = [*ax.get_legend_handles_labels()[0], mlines.Line2D(
                 [], [], color="0.3", marker="o", linestyle="none", markersize=4,
                 label=f"interpolates in > {_percent(threshold)} of trials")]
     elif "marker_threshold" in spec and threshold is not None:

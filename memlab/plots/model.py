@@ -13,14 +13,15 @@ import itertools
 import numpy as np
 
 from memlab.errors import ConfigError
+from memlab.lazy import lazy
 from memlab.plots.common import add_caption, new_figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
-
 from memlab.plots.data import check_2d, class_styles, fitted_figsize, load, scatter_classes, set_aspect
 from memlab.plots.registry import option, register
 
 MODEL_KEYS = ("n_iter", "max_bias", "activation")
+
+mlines = lazy("matplotlib.lines")
+mpatches = lazy("matplotlib.patches")
 
 
 def normalize_boundary(spec: dict) -> dict:
@@ -121,12 +122,12 @@ def boundary_2d(df, spec, ctx):
 
 def legend_marks(colors, boundary: bool) -> list:
     """Legend entries for what boundary_2d draws besides the classes."""
-    marks = [Patch(facecolor=colors[0] if colors else "C0", alpha=0.5, edgecolor=colors[0] if colors else "C0",
+    marks = [mpatches.Patch(facecolor=colors[0] if colors else "C0", alpha=0.5, edgecolor=colors[0] if colors else "C0",
                    label="a neuron's region (one colour each)"),
-             Line2D([], [], marker="*", linestyle="none", markersize=9, markerfacecolor="0.8",
+             mlines.Line2D([], [], marker="*", linestyle="none", markersize=9, markerfacecolor="0.8",
                     markeredgecolor="black", label="the point it was built around")]
     if boundary:
-        marks.append(Line2D([], [], color="black", linestyle="dashed", linewidth=1.0, label="decision boundary"))
+        marks.append(mlines.Line2D([], [], color="black", linestyle="dashed", linewidth=1.0, label="decision boundary"))
     return marks
 
 
