@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from memlab.datasets import DATASET_PARAMS, load_dataset
+from memlab.datasets import DATASET_PARAMS, PREPROCESSINGS, Preprocess, load_dataset
 from memlab.models import ACTIVATIONS, ARCHITECTURES, build, init_params, is_convolutional, n_params
 from memlab.params import REQUIRED, Param, resolve, trial_seed
 from memlab.trials._train import (
@@ -36,6 +38,10 @@ PARAMS = {
                                      "over seeds also draw different corruptions"),
     "n_train": Param(None, help="a seeded random subset of this many training examples (None: all)"),
     "crop": Param(None, help="center-crop images to crop x crop (Zhang et al.: 28 on CIFAR-10)"),
+    "preprocess": Param("standardize", choices=PREPROCESSINGS,
+                        help="standardize: the training set's mean and std per channel (per feature for "
+                             "flat data); whiten_per_image: each image to mean 0, std 1 (Zhang et al.); "
+                             "none: the stored values (the unit-ball sets' are tiny: SGD crawls)"),
     "framework": Param("torch", choices=("torch", "jax")),
     "model": Param("mlp", choices=tuple(ARCHITECTURES)),
     "widths": Param([512], help="hidden layer widths of the mlp, e.g. [512] or [512, 512, 512]"),
@@ -111,6 +117,7 @@ class Data:
     n_classes: int
     input_shape: tuple            # one example as the network sees it
     augment: Augment | None
+    transform: Callable | None = None   # the preprocessing, for augmented batches (x_source is raw then)
 
 
 def prepare_data(p: dict, seed: int) -> Data:
@@ -134,10 +141,17 @@ def prepare_data(p: dict, seed: int) -> Data:
     x_test = None
     if test is not None:
         x_test = center_crop(images(test), p["crop"]) if shape else images(test)
+    # Fitted on the training set as evaluated; applied to what the network sees (after cropping).
+    pre = Preprocess.fit(p["preprocess"], x_train, images=shape is not None)
+    if message := pre.warning(p["dataset"]):
+        warnings.warn(message, stacklevel=3)
     augment = Augment.for_images(shape, p["crop"]) if p["augment"] else None
+    x_train = pre.transform(x_train)
+    x_test = None if x_test is None else pre.transform(x_test)
     return Data(x_source if augment else x_train, x_train, np.asarray(train.y[keep], dtype=np.int64),
                 x_test, None if test is None else np.asarray(test.y, dtype=np.int64),
-                max(train.n_classes, int(train.y.max()) + 1), x_train.shape[1:], augment)
+                max(train.n_classes, int(train.y.max()) + 1), x_train.shape[1:], augment,
+                pre.transform if augment else None)
 
 
 def _load(name: str, split: str, corruption: str, prob: float, seed: int):
@@ -182,7 +196,7 @@ class TorchTrainer:
     def batches(self, epoch: int):
         torch, d = self.torch, self.data
         for idx, augmented in epoch_batches(len(d.y_train), self.p["batch_size"], self.seed, epoch,
-                                            d.augment, d.x_source):
+                                            d.augment, d.x_source, d.transform):
             idx = torch.from_numpy(idx).to(self.dev)
             x = self.x_source[idx] if augmented is None else self._tensor(augmented)
             yield x, self.y_train[idx]
@@ -243,7 +257,7 @@ class JaxTrainer:
         self._jax.set_lr(self.state[2], lr_at(epoch, self.p["lr"], self.p["lr_decay"]))
         first = (epoch - 1) * self.steps_per_epoch
         for i, (idx, augmented) in enumerate(epoch_batches(len(d.y_train), self.p["batch_size"], self.seed,
-                                                           epoch, d.augment, d.x_source)):
+                                                           epoch, d.augment, d.x_source, d.transform)):
             if augmented is None:
                 x, y = self.x_source, self.y_train
             else:   # the step indexes its inputs: give it the batch and positions 0..b-1
