@@ -183,6 +183,7 @@ class Workers:
 def grid_table(args) -> None:
     cores = len(os.sched_getaffinity(0))
     epochs, repeats = (3, 2) if args.quick else (6, 3)
+    load_before = os.getloadavg()[0]
     rows = []
     for framework in ("torch", "jax"):
         setups = {"alone": (1, cores), "grid, oversubscribed": (2, cores), "grid": (2, max(1, cores // 2))}
@@ -200,7 +201,8 @@ def grid_table(args) -> None:
         for name, (n, threads) in setups.items():
             rows.append((framework, name, n, threads, *best[name], best[name][0] / best["alone"][0]))
     print(f"\nsgd trial alone and inside a grid: mnist_5k (4,000 training images), MLP 1x512, batch 128, "
-          f"SGD, {epochs} epochs per trial, {cores} cores, best of {repeats}\n")
+          f"SGD, {epochs} epochs per trial, {cores} cores, best of {repeats}; load average {load_before:.1f} "
+          f"before, {os.getloadavg()[0]:.1f} after (other jobs on the machine share the cores)\n")
     print("| framework | setup | workers | threads each | examples/s, all workers | CPU s / 1,000 examples "
           "| vs alone |")
     print("|---|---|---:|---:|---:|---:|---:|")
