@@ -143,14 +143,15 @@ def cpu_threads() -> int:
 
 
 def set_threads(framework: str) -> int:
-    """Give a framework cpu_threads() threads, so that N workers x threads <= cores: two workers
-    each spinning two OpenMP threads on two cores train ~4x slower than one worker alone.
+    """Give a framework cpu_threads() threads, so that N workers x threads <= cores (on 2 cores,
+    a torch trial inside a 2-worker grid whose workers took every core trained at 11k
+    examples/s, against 40k alone: their OpenMP threads spin while waiting for each other).
 
     torch: intra-op threads (every call) and inter-op threads (once per process: torch allows
     it only before its first parallel work).  jax: with one thread, XLA_FLAGS gets
     XLA_ONE_THREAD; that counts only before JAX starts its CPU backend, so memlab.trials._jax
-    calls this when it is imported.  XLA has no flag for a count above one: its pool then
-    keeps one thread per core (it idles rather than spins, so it costs little).
+    calls this when it is imported.  XLA has no flag for a count above one: it then keeps
+    its own pool.
     """
     n = cpu_threads()
     if framework == "torch":
