@@ -299,6 +299,7 @@ def test_whiten_per_image_is_zhangs_formula():
         Preprocess.fit("whiten_per_image", x.reshape(20, -1), images=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preprocess", ["whiten_per_image", "standardize"])
 def test_preprocessing_is_the_same_in_both_frameworks_and_reaches_augmented_batches(preprocess):
     p = {**DIGITS, "epochs": 2, "augment": True, "preprocess": preprocess, "n_train": 400}

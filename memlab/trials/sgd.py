@@ -9,7 +9,9 @@ One code path, two frameworks: PyTorch (plain modules) and JAX (flax + optax, a 
 step) build the same network (memlab.models) from the same numpy-drawn weights and see the same
 batches in the same order (numpy, from the trial's seed), so their results agree closely.
 
-Training labels carry the corruption; test labels stay true.  A pixel corruption (shuffled or
+Inputs are preprocessed in numpy before either framework sees them (`preprocess`: standardized
+per channel by default, Zhang et al.'s per-image whitening, or as stored; see
+memlab/datasets/preprocess.py).  Training labels carry the corruption; test labels stay true.  A pixel corruption (shuffled or
 random pixels, Gaussian) is applied to the test images too, as in Zhang et al.
 """
 from __future__ import annotations
