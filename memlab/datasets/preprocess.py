@@ -24,7 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memlab.params import Param
+
 PREPROCESSINGS = ("none", "standardize", "whiten_per_image")
+# The parameter a trial that trains on images declares: "preprocess": PREPROCESS_PARAM.
+PREPROCESS_PARAM = Param("standardize", choices=PREPROCESSINGS,
+                         help="standardize: the training set's mean and std per channel (per feature for "
+                              "flat data); whiten_per_image: each image to mean 0, std 1 (Zhang et al.); "
+                              "none: the stored values (the unit-ball sets' are tiny: SGD crawls)")
 # Root-mean-square input values outside this range make SGD at the usual learning rates crawl
 # (tiny inputs: a first-layer step scales with |x|^2) or diverge (huge ones).
 SANE_RMS = (0.05, 20.0)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memlab.datasets import DATASET_PARAMS, PREPROCESSINGS, Preprocess, load_dataset
+from memlab.datasets import DATASET_PARAMS, PREPROCESS_PARAM, Preprocess, load_dataset
 from memlab.models import ACTIVATIONS, ARCHITECTURES, build, init_params, is_convolutional, n_params
 from memlab.params import REQUIRED, Param, resolve, trial_seed
 from memlab.trials._train import (
@@ -40,10 +40,7 @@ PARAMS = {
                                      "over seeds also draw different corruptions"),
     "n_train": Param(None, help="a seeded random subset of this many training examples (None: all)"),
     "crop": Param(None, help="center-crop images to crop x crop (Zhang et al.: 28 on CIFAR-10)"),
-    "preprocess": Param("standardize", choices=PREPROCESSINGS,
-                        help="standardize: the training set's mean and std per channel (per feature for "
-                             "flat data); whiten_per_image: each image to mean 0, std 1 (Zhang et al.); "
-                             "none: the stored values (the unit-ball sets' are tiny: SGD crawls)"),
+    "preprocess": PREPROCESS_PARAM,
     "framework": Param("torch", choices=("torch", "jax")),
     "model": Param("mlp", choices=tuple(ARCHITECTURES)),
     "widths": Param([512], help="hidden layer widths of the mlp, e.g. [512] or [512, 512, 512]"),
