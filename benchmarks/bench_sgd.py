@@ -1,14 +1,22 @@
 """Training throughput of the sgd trial against a minimal hand-written PyTorch loop, and JAX
-against PyTorch, on the same model and data (digits' 1,438 training images, batch 128, SGD).
+against PyTorch, on the same model and data (digits' 1,438 training images, batch 128, SGD);
+then the trial alone against the trial inside a 2-worker grid (mnist_5k, 4,000 images).
 
-    python benchmarks/bench_sgd.py            # prints a markdown table
-    python benchmarks/bench_sgd.py --quick    # fewer epochs
+    python benchmarks/bench_sgd.py              # prints two markdown tables
+    python benchmarks/bench_sgd.py --quick      # fewer epochs
+    python benchmarks/bench_sgd.py --grid-only  # only the alone-vs-grid table
     python benchmarks/bench_sgd.py --threads 2 --device cuda
 
 examples/s counts training examples over the time spent in training epochs (no evaluation):
 the trial runs with eval_every=0, and reports that time itself.  Every measurement is repeated
 (interleaved) and the best kept (the machine may be shared); "cold" JAX includes compiling the step, "warm"
 is a second trial in the same process, as in a grid, where the compiled step is reused.
+
+The grid table starts worker processes the way the worker pool does: each with MEMLAB_THREADS
+set (cores // workers), which memlab.trials._train.set_threads hands to torch and XLA.  Every
+process loads the data and compiles first, then all start one trial at the same moment;
+throughput is all their training examples over the time until the last one finished.  The
+"oversubscribed" rows give each of the 2 workers every core, as before MEMLAB_THREADS.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ def parse():
     ap.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads for torch and XLA (default 1)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--grid-only", action="store_true", help="only the trial alone vs inside a grid")
     return ap.parse_args()
 
 
@@ -91,8 +100,14 @@ def best_of(fns: dict, repeats: int) -> dict:
 
 def main() -> None:
     args = parse()
-    limit_threads(args.threads)
     os.environ.setdefault("MEMLAB_ROOT", str(ROOT))
+    if not args.grid_only:
+        speed_table(args)
+    grid_table(args)
+
+
+def speed_table(args) -> None:
+    limit_threads(args.threads)
     epochs, repeats = (10, 2) if args.quick else (40, 5)
     rows = []
     for model in ("mlp", "cnn_tutorial"):
@@ -113,6 +128,86 @@ def main() -> None:
     print("|---|---|---:|---:|")
     for model, impl, value, ratio in rows:
         print(f"| {model} | {impl} | {value:,.0f} | {ratio:.2f}x |")
+
+
+# ------------------------------------------------------- alone vs in a grid ---
+GRID_TRIAL = {"dataset": "mnist_5k", "model": "mlp", "widths": [512], "preprocess": "standardize",
+              "lr": 0.01, "lr_decay": 1.0, "eval_every": 0, "seed": 0, "device": "cpu"}
+
+
+def grid_child(framework: str, epochs: int) -> None:
+    """A worker: load and compile, say "ready", then run one trial per "go" line on stdin and
+    print (examples trained, wall-clock time it finished, CPU seconds of the process)."""
+    from memlab.trials import sgd
+    sgd.trial({**GRID_TRIAL, "framework": framework, "epochs": 1})
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        c0 = time.process_time()
+        r = sgd.trial({**GRID_TRIAL, "framework": framework, "epochs": epochs})
+        print(r["n_train"] * epochs, time.time(), time.process_time() - c0, flush=True)
+
+
+class Workers:
+    """`n` grid_child processes, each with MEMLAB_THREADS=threads (and nothing else set)."""
+
+    def __init__(self, framework: str, n: int, threads: int, epochs: int):
+        import subprocess
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")}
+        env.update(MEMLAB_THREADS=str(threads), PYTHONPATH=str(ROOT))
+        code = f"from benchmarks.bench_sgd import grid_child; grid_child({framework!r}, {epochs})"
+        self.procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       text=True, env=env, cwd=ROOT) for _ in range(n)]
+
+    def wait_ready(self) -> None:
+        for p in self.procs:
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"grid worker failed (exit {p.wait()})")
+
+    def run(self) -> tuple[float, float]:
+        """All start at once: (examples/s of them together, CPU seconds per 1,000 examples)."""
+        start = time.time()
+        for p in self.procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        rows = [p.stdout.readline().split() for p in self.procs]
+        examples = sum(int(r[0]) for r in rows)
+        return examples / (max(float(r[1]) for r in rows) - start), 1000 * sum(float(r[2]) for r in rows) / examples
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.stdin.close()
+            p.wait()
+
+
+def grid_table(args) -> None:
+    cores = len(os.sched_getaffinity(0))
+    epochs, repeats = (3, 2) if args.quick else (6, 3)
+    load_before = os.getloadavg()[0]
+    rows = []
+    for framework in ("torch", "jax"):
+        setups = {"alone": (1, cores), "grid, oversubscribed": (2, cores), "grid": (2, max(1, cores // 2))}
+        workers = {name: Workers(framework, n, threads, epochs) for name, (n, threads) in setups.items()}
+        for w in workers.values():
+            w.wait_ready()
+        best = {name: (0.0, 0.0) for name in setups}
+        for _ in range(repeats):         # interleaved: a busy spell on a shared machine hits all alike
+            for name, w in workers.items():
+                rate, cpu = w.run()
+                if rate > best[name][0]:
+                    best[name] = (rate, cpu)
+        for w in workers.values():
+            w.close()
+        for name, (n, threads) in setups.items():
+            rows.append((framework, name, n, threads, *best[name], best[name][0] / best["alone"][0]))
+    print(f"\nsgd trial alone and inside a grid: mnist_5k (4,000 training images), MLP 1x512, batch 128, "
+          f"SGD, {epochs} epochs per trial, {cores} cores, best of {repeats}; load average {load_before:.1f} "
+          f"before, {os.getloadavg()[0]:.1f} after (other jobs on the machine share the cores)\n")
+    print("| framework | setup | workers | threads each | examples/s, all workers | CPU s / 1,000 examples "
+          "| vs alone |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for fw, name, n, threads, rate, cpu, ratio in rows:
+        print(f"| {fw} | {name} | {n} | {threads} | {rate:,.0f} | {cpu:.3f} | {ratio:.2f}x |")
 
 
 def _cold_jax(epochs: int, args) -> float:

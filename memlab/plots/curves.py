@@ -5,16 +5,39 @@
 """
 from __future__ import annotations
 
+import numpy as np
+
+from memlab.errors import ConfigError
+from memlab.lazy import lazy
 from memlab.plots.common import (
-    add_caption, band_caption, data_ticks, display_name, draw_lines, legend_title, new_figure, nonempty,
+    add_caption, as_number, band_caption, data_ticks, display_name, draw_lines, legend_title, new_figure, nonempty,
     require_columns, summarize, value_limits)
 from memlab.plots.registry import option, register
+
+pd = lazy("pandas")
+
+
+def relative_to(df, spec, x: str, y: str, groups: list[str], at):
+    """df with y divided by the mean y of the rows at x == `at` in the same (hue, style) group."""
+    xs = df[x]
+    at_ref = np.isclose(pd.to_numeric(xs, errors="coerce"), float(at)) if isinstance(at, (int, float)) else (xs.astype(str) == str(at))
+    if not at_ref.any():
+        raise ConfigError(f"plot '{spec['name']}': relative_to {at!r}: no row has {x} == {at!r}",
+                          key="relative_to", fix=f"give one of the values of {x}")
+    d = df.assign(**{y: as_number(df[y])})
+    if not groups:
+        return d.assign(**{y: d[y] / d.loc[at_ref, y].mean()})
+    ref = d[at_ref].groupby(groups, dropna=False)[y].mean().rename("_reference")
+    d = d.join(ref, on=groups)
+    return d.assign(**{y: d[y] / d.pop("_reference")})
 
 
 def _line_plot(df, spec, *, markers: bool):
     x, y, hue, style = option(spec, "x"), spec["y"], option(spec, "hue"), option(spec, "style")
     require_columns(df, spec, "x", "y", "hue", "style")
     nonempty(df, spec)
+    if spec.get("relative_to") is not None:
+        df = relative_to(df, spec, x, y, [c for c in (hue, style) if c], spec["relative_to"])
     agg = option(spec, "agg")
     summary = summarize(df, x, y, [c for c in (hue, style) if c], agg, option(spec, "band"),
                         option(spec, "bounds"), option(spec, "min_n"))
@@ -66,7 +89,7 @@ def curves(df, spec, ctx):
     return _line_plot(df, spec, markers=option(spec, "markers"))
 
 
-@register("lines", required=("x", "y"), options={**LINE_OPTIONS, "markers": True})
+@register("lines", required=("x", "y"), options={**LINE_OPTIONS, "markers": True, "relative_to": None})
 def lines(df, spec, ctx):
     """`y` against `x` from the results table, e.g. test error against corrupt_prob.
 
@@ -87,5 +110,8 @@ def lines(df, spec, ctx):
     markers    -- a marker at each point (default True)
     cmap       -- colour map for hue (default: a light-to-dark ramp for numbers, tab10 otherwise)
     vmin, vmax -- the y range (default: the data's)
+    relative_to -- an x value: each row's y is divided by the mean y at that x in its (hue,
+                  style) group, e.g. 0.0 for time to fit relative to true labels, as Zhang et
+                  al. draw Fig. 1b (default None: y as it is)
     """
     return _line_plot(df, spec, markers=option(spec, "markers"))

@@ -17,6 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from memlab.trials._train import set_threads
+
+# Before JAX's CPU backend starts (its first use): one XLA thread when the worker may use one.
+set_threads("jax")
+
 # Workers may share one GPU: take memory as needed, not 75 % up front.  Read when JAX starts
 # its GPU backend (first use), so setting it after the import still counts.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")

@@ -30,7 +30,7 @@ def device(name: str) -> torch.device:
 
 def setup(device_name: str, seed: int) -> torch.device:
     """Threads, determinism and the seed of torch's own generator (it only draws dropout masks)."""
-    set_threads()
+    set_threads("torch")
     dev = device(device_name)
     torch.manual_seed(seed)
     if dev.type == "cuda":

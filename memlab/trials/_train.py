@@ -102,17 +102,22 @@ class Augment:
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, augment: Augment | None = None,
-                  images: np.ndarray | None = None):
+                  images: np.ndarray | None = None, transform: Callable | None = None):
     """Yield (indices, augmented images or None) for each batch of `epoch`.
 
     Without augmentation a trainer indexes its own copy of the data (on its device) with the
-    indices; with it, the batch's images come cropped and flipped from `images` (NHWC, numpy).
+    indices; with it, the batch's images come cropped and flipped from `images` (NHWC, numpy),
+    then go through `transform` (the input preprocessing, applied to what the network sees).
     """
     order = epoch_order(n, seed, epoch)
     draws = augment.draw((n, *images.shape[1:]), seed, epoch) if augment else None
     for s in batch_slices(n, batch_size):
         idx = order[s]
-        yield idx, (augment.apply(images[idx], draws, s) if augment else None)
+        if not augment:
+            yield idx, None
+            continue
+        batch = augment.apply(images[idx], draws, s)
+        yield idx, (transform(batch) if transform else batch)
 
 
 def lr_at(epoch: int, lr: float, lr_decay: float, milestones=(), gamma: float = 1.0) -> float:
@@ -123,14 +128,50 @@ def lr_at(epoch: int, lr: float, lr_decay: float, milestones=(), gamma: float = 
     return float(lr * lr_decay ** (epoch - 1) * gamma ** passed)
 
 
-def set_threads() -> int:
-    """Intra-op threads for PyTorch: $OMP_NUM_THREADS if set (joblib's workers and cluster jobs
-    set it), else the cores this process may run on (its affinity, which schedulers restrict)."""
-    import torch
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    n = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+# ------------------------------------------------------------------ threads ---
+THREADS_ENV = "MEMLAB_THREADS"
+# XLA's CPU backend has no thread-count flag; this one makes its matrix kernels single-threaded.
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"
+
+
+def cpu_threads() -> int:
+    """The CPU threads this process may use: $MEMLAB_THREADS (the worker pool sets it to
+    cores // workers in every worker), else $OMP_NUM_THREADS (cluster jobs set it), else the
+    cores the process may run on (its affinity, which schedulers restrict)."""
+    for var in (THREADS_ENV, "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0))
+
+
+def set_threads(framework: str) -> int:
+    """Give a framework cpu_threads() threads, so that N workers x threads <= cores (on 2 cores,
+    a torch trial inside a 2-worker grid whose workers took every core trained at 11k
+    examples/s, against 40k alone: their OpenMP threads spin while waiting for each other).
+
+    torch: intra-op threads (every call) and inter-op threads (once per process: torch allows
+    it only before its first parallel work).  jax: with one thread, XLA_FLAGS gets
+    XLA_ONE_THREAD; that counts only before JAX starts its CPU backend, so memlab.trials._jax
+    calls this when it is imported.  XLA has no flag for a count above one: it then keeps
+    its own pool.
+    """
+    n = cpu_threads()
+    if framework == "torch":
+        import torch
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        if torch.get_num_interop_threads() != n:
+            try:
+                torch.set_num_interop_threads(n)
+            except RuntimeError:    # already set, or parallel work already ran: keep what is there
+                pass
+    elif framework == "jax":
+        flags = os.environ.get("XLA_FLAGS", "")
+        if n == 1 and "xla_cpu_multi_thread_eigen" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {XLA_ONE_THREAD}".strip()
+    else:
+        raise ValueError(f"unknown framework '{framework}' (torch, jax)")
     return n
 
 

@@ -9,18 +9,22 @@ One code path, two frameworks: PyTorch (plain modules) and JAX (flax + optax, a 
 step) build the same network (memlab.models) from the same numpy-drawn weights and see the same
 batches in the same order (numpy, from the trial's seed), so their results agree closely.
 
-Training labels carry the corruption; test labels stay true.  A pixel corruption (shuffled or
+Inputs are preprocessed in numpy before either framework sees them (`preprocess`: standardized
+per channel by default, Zhang et al.'s per-image whitening, or as stored; see
+memlab/datasets/preprocess.py).  Training labels carry the corruption; test labels stay true.  A pixel corruption (shuffled or
 random pixels, Gaussian) is applied to the test images too, as in Zhang et al.
 """
 from __future__ import annotations
 
 import functools
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from memlab.datasets import DATASET_PARAMS, corrupt, load_dataset
+from memlab.datasets import DATASET_PARAMS, PREPROCESS_PARAM, Preprocess, corrupt, load_dataset
 from memlab.models import ACTIVATIONS, ARCHITECTURES, build, init_params, is_convolutional, n_params
 from memlab.params import REQUIRED, Param, resolve, trial_seed
 from memlab.trials._train import (
@@ -37,6 +41,7 @@ PARAMS = {
                                      "over seeds also draw different corruptions"),
     "n_train": Param(None, help="a seeded random subset of this many training examples (None: all)"),
     "crop": Param(None, help="center-crop images to crop x crop (Zhang et al.: 28 on CIFAR-10)"),
+    "preprocess": PREPROCESS_PARAM,
     "framework": Param("torch", choices=("torch", "jax")),
     "model": Param("mlp", choices=tuple(ARCHITECTURES)),
     "widths": Param([512], help="hidden layer widths of the mlp, e.g. [512] or [512, 512, 512]"),
@@ -141,6 +146,7 @@ class Data:
     n_classes: int
     input_shape: tuple            # one example as the network sees it
     augment: Augment | None
+    transform: Callable | None = None   # the preprocessing, for augmented batches (x_source is raw then)
 
 
 def prepare_data(p: dict, seed: int) -> Data:
@@ -164,10 +170,17 @@ def prepare_data(p: dict, seed: int) -> Data:
     x_test = None
     if test is not None:
         x_test = center_crop(images(test), p["crop"]) if shape else images(test)
+    # Fitted on the training set as evaluated; applied to what the network sees (after cropping).
+    pre = Preprocess.fit(p["preprocess"], x_train, images=shape is not None)
+    if message := pre.warning(p["dataset"]):
+        warnings.warn(message, stacklevel=3)
     augment = Augment.for_images(shape, p["crop"]) if p["augment"] else None
+    x_train = pre.transform(x_train)
+    x_test = None if x_test is None else pre.transform(x_test)
     return Data(x_source if augment else x_train, x_train, np.asarray(train.y[keep], dtype=np.int64),
                 x_test, None if test is None else np.asarray(test.y, dtype=np.int64),
-                max(train.n_classes, int(train.y.max()) + 1), x_train.shape[1:], augment)
+                max(train.n_classes, int(train.y.max()) + 1), x_train.shape[1:], augment,
+                pre.transform if augment else None)
 
 
 def _load(name: str, split: str, corruption: str, prob: float, seed: int):
@@ -219,7 +232,7 @@ class TorchTrainer:
     def batches(self, epoch: int):
         torch, d = self.torch, self.data
         for idx, augmented in epoch_batches(len(d.y_train), self.p["batch_size"], self.seed, epoch,
-                                            d.augment, d.x_source):
+                                            d.augment, d.x_source, d.transform):
             idx = torch.from_numpy(idx).to(self.dev)
             x = self.x_source[idx] if augmented is None else self._tensor(augmented)
             yield x, self.y_train[idx]
@@ -290,7 +303,7 @@ class JaxTrainer:
         self._jax.set_lr(self.state[2], self.lr)
         first = (epoch - 1) * self.steps_per_epoch
         for i, (idx, augmented) in enumerate(epoch_batches(len(d.y_train), self.p["batch_size"], self.seed,
-                                                           epoch, d.augment, d.x_source)):
+                                                           epoch, d.augment, d.x_source, d.transform)):
             if augmented is None:
                 x, y = self.x_source, self.y_train
             else:   # the step indexes its inputs: give it the batch and positions 0..b-1
