@@ -13,6 +13,7 @@ Canonical layouts (flax's): images NHWC; dense kernels (in, out); conv kernels
     cnn_tutorial     the PyTorch CIFAR-10 tutorial's CNN: conv(6,5) pool conv(16,5) pool fc120 fc84
     alexnet_small    Zhang et al. 2017, Appendix A: 2 x (conv 5x5/64, max-pool 3x3/2, LRN), fc384 fc192
     inception_small  Zhang et al. 2017, Appendix A (Fig. 3): the small Inception for CIFAR-10
+    resnet18_thin, resnet32, vgg11    memlab.models.resnet and memlab.models.vgg (registered below)
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class Layer:
     dense (n_out,) | conv (c_out, k, stride, pad) | maxpool (k, stride, ((top, bottom), (left, right)))
     | avgpool () global mean | flatten () | act (relu|tanh,) | bn () | dropout (rate,)
     | lrn (size, alpha, beta, k) | concat (branch, branch, ...) each branch a tuple of Layers
+    | residual (body, shortcut): body(x) + shortcut(x), two tuples of Layers (shortcut () = identity)
     """
     kind: str
     args: tuple = ()
@@ -60,6 +62,11 @@ def output_shape(layer: Layer, shape: tuple) -> tuple:
     if k == "concat":
         outs = [shapes_through(branch, shape) for branch in layer.args]
         return (*outs[0][:-1], sum(o[-1] for o in outs))
+    if k == "residual":
+        body, shortcut = (shapes_through(branch, shape) for branch in layer.args)
+        if body != shortcut:
+            raise ValueError(f"residual block: the body gives {body} but the shortcut {shortcut}")
+        return body
     return shape   # act, bn, dropout, lrn
 
 
@@ -87,9 +94,8 @@ class _Builder:
         self.shape, self.layers = tuple(shape), []
         self._names = names if names is not None else [0]   # shared counter across concat branches
 
-    def add(self, kind: str, *args, named: bool = False) -> _Builder:
-        name = ""
-        if named:
+    def add(self, kind: str, *args, named: bool = False, name: str = "") -> _Builder:
+        if named and not name:
             name = f"{kind}{self._names[0]}"
             self._names[0] += 1
         layer = Layer(kind, tuple(args), name)
@@ -102,6 +108,9 @@ class _Builder:
 
     def concat(self, *branches: _Builder) -> _Builder:
         return self.add("concat", *(tuple(b.layers) for b in branches))
+
+    def residual(self, body: _Builder, shortcut: _Builder) -> _Builder:
+        return self.add("residual", tuple(body.layers), tuple(shortcut.layers))
 
     # Blocks shared by the architectures.
     def dense_block(self, n: int, activation: str, batchnorm: bool, dropout: float) -> _Builder:
@@ -127,7 +136,7 @@ class _Builder:
         return self.add("maxpool", k, stride, pads)
 
 
-def mlp(shape, n_classes, *, widths=(512,), activation="relu", batchnorm=False, dropout=0.0) -> tuple:
+def mlp(shape, n_classes, *, widths=(512,), activation="relu", batchnorm=False, dropout=0.0, **_) -> tuple:
     b = _Builder(shape).add("flatten")
     for w in widths:
         b.dense_block(int(w), activation, batchnorm, dropout)
@@ -197,7 +206,7 @@ def build(model: str, input_shape: tuple, n_classes: int, **options) -> tuple:
 
 def is_convolutional(layers: tuple) -> bool:
     """Whether the network takes images (NHWC / NCHW) rather than flat vectors."""
-    return any(layer.kind in ("conv", "maxpool", "avgpool", "lrn", "concat") for layer in layers)
+    return any(layer.kind in ("conv", "maxpool", "avgpool", "lrn", "concat", "residual") for layer in layers)
 
 
 # ------------------------------------------------------------------- weights ---
@@ -227,7 +236,7 @@ def _init(layers, shape, rng, gain, params):
             c = shape[-1]
             params[layer.name] = {"scale": np.ones(c, np.float32), "bias": np.zeros(c, np.float32),
                                   "mean": np.zeros(c, np.float32), "var": np.ones(c, np.float32)}
-        elif layer.kind == "concat":
+        elif layer.kind in ("concat", "residual"):
             for branch in layer.args:
                 _init(branch, shape, rng, gain, params)
         shape = output_shape(layer, shape)

@@ -55,6 +55,9 @@ class FlaxNet(nn.Module):
                 return local_response_norm(x, *args)
             if kind == "concat":
                 return jnp.concatenate([run(branch, x) for branch in args], axis=-1)
+            if kind == "residual":
+                body, shortcut = args
+                return run(body, x) + run(shortcut, x)
             raise ValueError(f"unknown layer kind '{kind}'")
 
         return run(self.layers, x)

@@ -41,7 +41,7 @@ class TorchNet(nn.Module):
                 for attr, key in (("weight", "scale"), ("bias", "bias"), ("running_mean", "mean"),
                                   ("running_var", "var")):
                     _set(getattr(m, attr), p[key])
-            elif layer.kind == "concat":
+            elif layer.kind in ("concat", "residual"):
                 for branch in layer.args:
                     self._make(branch, shape, params)
                 m = None
@@ -80,6 +80,9 @@ class TorchNet(nn.Module):
             return local_response_norm(x, *args)
         if kind == "concat":
             return torch.cat([self._run(branch, x) for branch in args], dim=1)
+        if kind == "residual":
+            body, shortcut = args
+            return self._run(body, x) + self._run(shortcut, x)
         raise ValueError(f"unknown layer kind '{kind}'")
 
     def canonical_params(self) -> dict:

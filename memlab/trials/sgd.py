@@ -39,6 +39,9 @@ PARAMS = {
     "framework": Param("torch", choices=("torch", "jax")),
     "model": Param("mlp", choices=tuple(ARCHITECTURES)),
     "widths": Param([512], help="hidden layer widths of the mlp, e.g. [512] or [512, 512, 512]"),
+    "width": Param(None, help="channels of the first stage of resnet18_thin / resnet32 (16) and vgg11 (64); "
+                              "None: the model's own"),
+    "widen": Param(1, help="widen factor of resnet18_thin, resnet32 and vgg11: every width times this"),
     "activation": Param("relu", choices=ACTIVATIONS),
     "batchnorm": Param(False, choices=(False, True)),
     "dropout": Param(0.0, help="dropout rate after each hidden layer (CNNs: after their dense layers)"),
@@ -70,8 +73,8 @@ def train(params: dict, *, on_epoch=None) -> dict:
     check(p)
     seed = trial_seed(params)
     data = prepare_data(p, seed)
-    layers = build(p["model"], data.input_shape, data.n_classes, widths=p["widths"],
-                   activation=p["activation"], batchnorm=p["batchnorm"], dropout=p["dropout"])
+    layers = build(p["model"], data.input_shape, data.n_classes, widths=p["widths"], width=p["width"],
+                   widen=p["widen"], activation=p["activation"], batchnorm=p["batchnorm"], dropout=p["dropout"])
     init = init_params(layers, data.input_shape, rng(seed, INIT), p["activation"])
     make = TorchTrainer if p["framework"] == "torch" else JaxTrainer
     trainer = make(p, layers, init, data, seed)
