@@ -187,6 +187,14 @@ def lr_schedule(epoch: int, p: dict) -> float:
 
 
 # --------------------------------------------------------------------- data ---
+def nchw(images: torch.Tensor) -> torch.Tensor:
+    """NHWC -> NCHW, copied into canonical strides.  A permuted one-channel batch counts as
+    contiguous with strides (HW, 1, W, 1) -- both layouts at once -- and the CPU backward of the
+    ResNets on such a batch corrupts the heap (measured, torch 2.13: "corrupted double-linked list")."""
+    x = images.permute(0, 3, 1, 2)
+    return torch.empty(x.shape, dtype=x.dtype).copy_(x)
+
+
 def load(p: dict, seed: int = 0, dev: torch.device | str = "cpu", conv: bool = False) -> dict:
     """Train rows with the trained-on (corrupted) labels and the true ones; the clean test split.
 
@@ -207,8 +215,10 @@ def load(p: dict, seed: int = 0, dev: torch.device | str = "cpu", conv: bool = F
 
     noisy = np.zeros(len(keep), bool) if train.corrupted is None else np.asarray(train.corrupted)[keep]
     images = x(train, keep)
-    t = lambda a, dt=torch.float32: torch.as_tensor(  # noqa: E731
-        np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if a.ndim == 4 else a, dtype=dt).to(dev)
+    def t(a, dtype=torch.float32):
+        a = torch.tensor(np.asarray(a), dtype=dtype)
+        return (nchw(a) if a.dim() == 4 else a).to(dev)
+
     return {"X": t(images), "y": t(np.asarray(train.y)[keep], torch.long),
             "y_clean": t(np.asarray(clean.y)[keep], torch.long), "noisy": t(noisy, torch.bool),
             "X_test": t(x(test)), "y_test": t(np.asarray(test.y), torch.long), "images": images,
@@ -252,7 +262,7 @@ class Run:
         for idx, aug in epoch_batches(n, int(self.p["batch_size"]), self.seed, self.epoch, self.augment,
                                       d["images"] if self.augment else None):
             idx = torch.from_numpy(idx).to(self.dev)
-            xb = d["X"][idx] if aug is None else torch.from_numpy(aug.transpose(0, 3, 1, 2).copy()).to(self.dev)
+            xb = d["X"][idx] if aug is None else nchw(torch.from_numpy(aug)).to(self.dev)
             self.opt.zero_grad(set_to_none=True)
             loss = nn.functional.cross_entropy(self.model(xb), d["y"][idx])
             loss.backward()
