@@ -86,13 +86,13 @@ def fisher_trace(model, X, params, masks=None, *, n_samples: int = 1, generator=
     """Monte Carlo: n_samples labels per point drawn from the model's own predictive distribution."""
     vals = []
     with eval_mode(model):
-        for s in _chunks(len(X), batch_size):
+        for s in _chunks(len(X), max(1, batch_size // n_samples)):
             x = X[s]
             with torch.no_grad():
                 probs = F.softmax(model(x), dim=1).cpu()
             ys = torch.multinomial(probs, n_samples, replacement=True, generator=generator).to(X.device)
-            for j in range(n_samples):
-                vals.append(_per_example_sq_grad(model, params, masks, x, ys[:, j], batch_size))
+            vals.append(_per_example_sq_grad(model, params, masks, x.repeat_interleave(n_samples, 0),
+                                             ys.flatten(), batch_size))
     v = torch.cat(vals).double()
     return float(v.mean()), float(v.std() / math.sqrt(len(v))) if len(v) > 1 else float("nan")
 
@@ -105,9 +105,10 @@ def fisher_trace_exact(model, X, params, masks=None, *, batch_size: int = 128) -
             x = X[s]
             with torch.no_grad():
                 probs = F.softmax(model(x), dim=1)
-            for c in range(probs.shape[1]):
-                y = torch.full((len(x),), c, dtype=torch.long, device=X.device)
-                total += float((probs[:, c] * _per_example_sq_grad(model, params, masks, x, y, batch_size)).sum())
+            k = probs.shape[1]
+            y = torch.arange(k, device=X.device).repeat(len(x))         # every class for every point
+            sq = _per_example_sq_grad(model, params, masks, x.repeat_interleave(k, 0), y, batch_size)
+            total += float((probs.flatten() * sq).sum())
     return total / max(len(X), 1)
 
 
