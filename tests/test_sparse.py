@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sklearn.model_selection import ParameterGrid
 
 from memlab import config
 from memlab.datasets import load_dataset
@@ -165,6 +166,40 @@ def test_resnet32_at_reduced_scale():
     assert out["n_weights"] == 29_156     # 31 3x3 convolutions, 2 1x1 projections, the 16 -> 10 classifier
     assert out["sparsity_achieved"] == pytest.approx(0.9, abs=1e-4) and out["n_train"] == 128
     assert out["series"]["epoch"] == [1, 2] and np.isfinite(out["hessian_trace"])
+
+
+def _grid_params(name: str, **match) -> dict:
+    """One trial's parameters exactly as the experiment file gives them (so the seed is the same)."""
+    path = EXPERIMENTS / f"{name}.json"
+    for params in ParameterGrid(config.expand_grid(json.loads(path.read_text())["param_grid"], path)):
+        if all(params.get(k) == v for k, v in match.items()):
+            return params
+    raise LookupError(match)
+
+
+@pytest.mark.slow
+def test_sol_s_memorizes_fewer_noisy_labels_than_sol_d():
+    """sparsity_noisy_labels, restart 0 (docs/sparsity.md): under 30 % symmetric flips the dense
+    network memorizes most noisy labels; the 95 %-sparse network trained from scratch on the same
+    mask memorizes far fewer, predicts more of them correctly and tests better."""
+    with torch_threads(1):
+        dense = sp.trial(_grid_params("sparsity_noisy_labels", method="dense", restart=0))
+        scratch = sp.trial(_grid_params("sparsity_noisy_labels", method="scratch", sparsity=0.95, restart=0))
+    assert dense["noisy_memorized"] > 0.8 and scratch["noisy_memorized"] < SOL_S_MEMORIZED_BELOW
+    assert scratch["noisy_correct"] > dense["noisy_correct"] + 0.3
+    assert scratch["test_acc"] > dense["test_acc"]
+
+
+@pytest.mark.slow
+def test_fisher_and_hessian_traces_grow_with_sparsity_for_sol_f():
+    """sparsity_regimes, restart 0 (docs/sparsity.md, as in the paper's Table 2)."""
+    with torch_threads(1):
+        runs = [sp.trial(_grid_params("sparsity_regimes", method="dense", restart=0))]
+        runs += [sp.trial(_grid_params("sparsity_regimes", method="finetune", sparsity=s, restart=0))
+                 for s in (0.9, 0.97)]
+    for k in ("fisher_trace", "hessian_trace"):
+        values = [r[k] for r in runs]
+        assert values == sorted(values) and values[2] > 5 * values[1] > 5 * values[0], (k, values)
 
 
 @pytest.mark.parametrize("name", ["sparse", "sparsity_regimes", "sparsity_noisy_labels",
