@@ -185,7 +185,7 @@ def test_sol_s_memorizes_fewer_noisy_labels_than_sol_d():
     with torch_threads(1):
         dense = sp.trial(_grid_params("sparsity_noisy_labels", method="dense", restart=0))
         scratch = sp.trial(_grid_params("sparsity_noisy_labels", method="scratch", sparsity=0.95, restart=0))
-    assert dense["noisy_memorized"] > 0.8 and scratch["noisy_memorized"] < SOL_S_MEMORIZED_BELOW
+    assert dense["noisy_memorized"] > 0.8 and scratch["noisy_memorized"] < 0.1
     assert scratch["noisy_correct"] > dense["noisy_correct"] + 0.3
     assert scratch["test_acc"] > dense["test_acc"]
 
