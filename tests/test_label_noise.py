@@ -82,6 +82,7 @@ def test_label_noise_metrics_partition_the_training_accuracy():
     assert m["noisy_correct"] + m["noisy_memorized"] <= 1
     assert m["train_acc"] == pytest.approx((1 - c.mean()) * m["clean_acc"] + c.mean() * m["noisy_memorized"])
     s = _noisy.split_accuracy(pred, noisy, c)
-    assert s == {"train_acc_clean": pytest.approx(m["clean_acc"]), "train_acc_corrupted": pytest.approx(m["noisy_memorized"])}
+    assert s == {"train_acc_clean": pytest.approx(m["clean_acc"]),
+                 "train_acc_corrupted": pytest.approx(m["noisy_memorized"])}
     assert _noisy.split_accuracy(pred, noisy, None) == {}
     assert np.isnan(_noisy.label_noise_metrics(true, true, true)["noisy_correct"])

@@ -104,7 +104,8 @@ def test_pruned_weights_stay_zero_and_each_method_trains_its_phases(method):
     if method != "finetune":    # finetune: the series starts with the dense epochs
         assert out["series"]["sparsity_now"][-1] == pytest.approx(0.9, abs=1e-3)
     for k in ("train_acc", "clean_acc", "noisy_correct", "noisy_memorized", "test_acc", "train_entropy"):
-        assert 0 <= out[k] <= (1 if k != "train_entropy" else np.log(10)) and len(out["series"][k]) == len(out["series"]["epoch"])
+        assert 0 <= out[k] <= (1 if k != "train_entropy" else np.log(10))
+        assert len(out["series"][k]) == len(out["series"]["epoch"])
     f = out["frac_noisy"]       # the training accuracy is the clean part's plus the memorized part's
     assert out["train_acc"] == pytest.approx((1 - f) * out["clean_acc"] + f * out["noisy_memorized"], abs=1e-6)
     assert out["fisher_trace"] > 0 and out["fisher_trace_se"] > 0 and out["jacobian_norm"] > 0
