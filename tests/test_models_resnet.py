@@ -45,7 +45,8 @@ def test_stated_parameter_counts():
     def count(model, **options):
         layers = build(model, (32, 32, 3), 10, **options)
         return n_params(init_params(layers, (32, 32, 3), np.random.default_rng(0)))
-    assert count("resnet18_thin") == 700_266
+    assert count("resnet18_thin") == 700_266 and count("resnet18_thin", batchnorm=True) == 702_666
+    assert count("resnet32", batchnorm=True) == 468_138 and count("resnet32", widen=4) == 7_422_986
     assert count("resnet32") == 465_674            # He et al.'s 0.46 M (option A, no biases: 464,154)
     assert count("vgg11") == 9_225_610
     assert count("vgg11", batchnorm=True) == 9_231_114

@@ -25,9 +25,10 @@ import numpy as np
 
 from memlab.errors import DatasetError, choices_hint
 
-CORRUPTIONS = ("none", "partial_labels", "random_labels", "symmetric", "asymmetric",
+CORRUPTIONS = ("none", "partial_labels", "noisy_labels", "random_labels", "symmetric", "asymmetric",
                "shuffled_pixels", "random_pixels", "gaussian")
-LABEL_CORRUPTIONS = ("partial_labels", "random_labels", "symmetric", "asymmetric")
+# Corruptions of the labels alone: the test set keeps its labels, the result a `corrupted` mask.
+LABEL_CORRUPTIONS = ("partial_labels", "noisy_labels", "random_labels", "symmetric", "asymmetric")
 
 # Asymmetric noise between similar classes (Patrini et al. 2017, as in the code of Ye et al. 2022,
 # "The price of sparsity"): truck -> automobile, bird -> airplane, cat <-> dog, deer -> horse.
@@ -56,6 +57,8 @@ def apply(ds, corruption: str, *, prob: float = 0.0, seed: int = 0):
     none            -- `ds` itself
     partial_labels  -- each training label, with probability `prob`, becomes a uniformly random class
                        (which may be the old one: a fraction prob * (1 - 1/K) changes)
+    noisy_labels    -- the KTH practical's corrupt_labels: exactly round(prob * n) of the n training
+                       labels, chosen at random, each become a uniformly random *other* class
     random_labels   -- every training label becomes a uniformly random class (`prob` is ignored)
     symmetric       -- each training label, with probability `prob`, becomes one of the *other*
                        classes, uniformly (a fraction prob changes: "30 % symmetric flips")
@@ -71,6 +74,8 @@ def apply(ds, corruption: str, *, prob: float = 0.0, seed: int = 0):
     X, y = ds.X, ds.y
     if corruption == "partial_labels":
         y = _random_labels(ds, prob, seed)
+    elif corruption == "noisy_labels":
+        y = _noisy_labels(ds, prob, seed)
     elif corruption == "random_labels":
         y = _random_labels(ds, 1.0, seed)
     elif corruption == "symmetric":
@@ -150,6 +155,17 @@ def _flip_labels(ds, prob: float, seed: int, kind: str) -> np.ndarray:
         flip &= ~ds.is_test
     y = ds.y.copy()
     y[flip] = new[flip].astype(y.dtype)
+    return y
+
+
+def _noisy_labels(ds, prob: float, seed: int) -> np.ndarray:
+    rng = _rng(seed, "noisy_labels")
+    rows = np.flatnonzero(np.ones(len(ds.y), bool) if ds.is_test is None else ~ds.is_test)
+    chosen = rng.choice(rows, int(round(prob * len(rows))), replace=False)
+    k = ds.n_classes
+    # Adding 1 .. K-1 (mod K) reaches every other class with equal probability, never the true one.
+    y = ds.y.copy()
+    y[chosen] = ((ds.y[chosen].astype(np.int64) + rng.integers(1, k, len(chosen))) % k).astype(y.dtype)
     return y
 
 

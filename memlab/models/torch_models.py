@@ -85,6 +85,22 @@ class TorchNet(nn.Module):
             return self._run(body, x) + self._run(shortcut, x)
         raise ValueError(f"unknown layer kind '{kind}'")
 
+    def load_canonical(self, params: dict) -> None:
+        """Copy weights in the canonical layout into this network, in place (the inverse of
+        canonical_params; every layer of `params` must exist here with the same shapes)."""
+        for name, p in params.items():
+            m = self.mods[name]
+            if isinstance(m, nn.Linear):
+                _set(m.weight, p["w"].T)
+                _set(m.bias, p["b"])
+            elif isinstance(m, nn.Conv2d):
+                _set(m.weight, p["w"].transpose(3, 2, 0, 1))
+                _set(m.bias, p["b"])
+            else:
+                for attr, key in (("weight", "scale"), ("bias", "bias"), ("running_mean", "mean"),
+                                  ("running_var", "var")):
+                    _set(getattr(m, attr), p[key])
+
     def canonical_params(self) -> dict:
         """The weights back in the canonical layout of architectures.init_params (numpy)."""
         out = {}

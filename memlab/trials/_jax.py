@@ -37,8 +37,11 @@ def device(name: str) -> jax.Device:
     return jax.devices("cpu")[0]
 
 
-def optimizer(name: str, lr: float, momentum: float, weight_decay: float) -> optax.GradientTransformation:
-    """The same updates as torch.optim.SGD / Adam with their (L2, coupled) weight_decay."""
+def optimizer(name: str, lr: float, momentum: float, weight_decay: float,
+              kernels_only: bool = False) -> optax.GradientTransformation:
+    """The same updates as torch.optim.SGD / Adam with their (L2, coupled) weight_decay; with
+    `kernels_only` the decay reaches only tensors of ndim > 1 (as _torch.decay_groups)."""
+    mask = (lambda params: jax.tree_util.tree_map(lambda a: a.ndim > 1, params)) if kernels_only else None
     def make(learning_rate):
         if name == "sgd":
             step = optax.sgd(learning_rate, momentum=momentum or None)
@@ -46,7 +49,7 @@ def optimizer(name: str, lr: float, momentum: float, weight_decay: float) -> opt
             step = optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
         else:
             raise ValueError(f"unknown optimizer '{name}' (sgd, adam)")
-        return optax.chain(optax.add_decayed_weights(weight_decay), step) if weight_decay else step
+        return optax.chain(optax.add_decayed_weights(weight_decay, mask), step) if weight_decay else step
     return optax.inject_hyperparams(make)(learning_rate=lr)
 
 

@@ -50,6 +50,14 @@ def optimizer(params, name: str, lr: float, momentum: float, weight_decay: float
     raise ValueError(f"unknown optimizer '{name}' (sgd, adam)")
 
 
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Parameter groups with weight decay on the tensors of ndim > 1 (kernels) only: the gradient
+    of 1/2 * wd * sum W^2 over those, as the KTH practical defines its regularizer."""
+    params = list(model.parameters())
+    return [{"params": [q for q in params if q.dim() > 1], "weight_decay": weight_decay},
+            {"params": [q for q in params if q.dim() <= 1], "weight_decay": 0.0}]
+
+
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
     for group in opt.param_groups:
         group["lr"] = lr

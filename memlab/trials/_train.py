@@ -115,9 +115,12 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, augment: Augme
         yield idx, (augment.apply(images[idx], draws, s) if augment else None)
 
 
-def lr_at(epoch: int, lr: float, lr_decay: float) -> float:
-    """The learning rate of `epoch` (1-based): lr * lr_decay ** (epoch - 1), as in Zhang et al."""
-    return float(lr * lr_decay ** (epoch - 1))
+def lr_at(epoch: int, lr: float, lr_decay: float, milestones=(), gamma: float = 1.0) -> float:
+    """The learning rate of `epoch` (1-based): lr * lr_decay ** (epoch - 1), as in Zhang et al.,
+    times gamma for each milestone already passed (piecewise constant, as torch's MultiStepLR
+    stepped per epoch: milestones [30, 60] -> epochs 1-30 at lr, 31-60 at lr * gamma, ...)."""
+    passed = sum(1 for m in milestones if epoch > m)
+    return float(lr * lr_decay ** (epoch - 1) * gamma ** passed)
 
 
 def set_threads() -> int:

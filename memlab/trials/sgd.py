@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memlab.datasets import DATASET_PARAMS, load_dataset
+from memlab.datasets import DATASET_PARAMS, corrupt, load_dataset
 from memlab.models import ACTIVATIONS, ARCHITECTURES, build, init_params, is_convolutional, n_params
 from memlab.params import REQUIRED, Param, resolve, trial_seed
 from memlab.trials._train import (
@@ -49,18 +49,28 @@ PARAMS = {
     "lr": 0.01,
     "momentum": Param(0.9, help="sgd only"),
     "lr_decay": Param(0.95, help="learning rate factor per epoch (Zhang et al.: 0.95)"),
+    "lr_milestones": Param([], help="epochs after which the rate is multiplied by lr_gamma (piecewise "
+                                    "constant, e.g. [30, 60, 90]; set lr_decay 1.0 for that alone)"),
+    "lr_gamma": Param(0.1, help="the factor at each of lr_milestones (the KTH practical's VGG: 0.5)"),
     "weight_decay": 0.0,
+    "weight_decay_scope": Param("all", choices=("all", "kernels"),
+                                help="all: every parameter (torch's weight_decay); kernels: tensors of "
+                                     "ndim > 1 only, the KTH practical's 1/2 * wd * sum W^2"),
     "augment": Param(False, choices=(False, True), help="random crops and horizontal flips"),
     "epochs": 100,
     "batch_size": 128,
     "stop_at_fit": Param(False, choices=(False, True), help="stop at 100 % training accuracy"),
+    "stop_at_acc": Param(None, help="stop once training accuracy reaches this (the KTH practical: 0.999)"),
+    "target_loss": Param(None, help="stop once the training cross-entropy is at most this (e.g. 0.19)"),
+    "checkpoint_every": Param(0, help="keep the weights at initialization, every this many epochs and at "
+                                      "the end as the trial's artifacts (0: none)"),
     "eval_every": Param(1, help="evaluate train/test metrics every this many epochs (0: at the end)"),
     "seed": Param(None, help="an int; default: a hash of the other parameters"),
     "device": Param("auto", choices=("cpu", "cuda", "auto")),
 }
 
 # Corruptions of the labels alone: the test set keeps its true labels and its images.
-LABEL_CORRUPTIONS = ("partial_labels", "random_labels")
+LABEL_CORRUPTIONS = corrupt.LABEL_CORRUPTIONS
 
 
 def trial(params: dict) -> dict:
@@ -76,14 +86,30 @@ def train(params: dict, *, on_epoch=None) -> dict:
     layers = build(p["model"], data.input_shape, data.n_classes, widths=p["widths"], width=p["width"],
                    widen=p["widen"], activation=p["activation"], batchnorm=p["batchnorm"], dropout=p["dropout"])
     init = init_params(layers, data.input_shape, rng(seed, INIT), p["activation"])
-    make = TorchTrainer if p["framework"] == "torch" else JaxTrainer
-    trainer = make(p, layers, init, data, seed)
+    trainer = make_trainer(p, layers, init, data, seed)
     t0 = time.perf_counter()
-    history = run_epochs(trainer, epochs=p["epochs"], eval_every=p["eval_every"],
-                         stop=fitted if p["stop_at_fit"] else None,
+    history = run_epochs(trainer, epochs=p["epochs"], eval_every=p["eval_every"], stop=stopper(p),
                          checkpoint=Checkpoint.from_env(params.get("_key")), on_epoch=on_epoch)
     seconds = time.perf_counter() - t0
-    return summarize(history, data, p, n_params=n_params(init), seconds=seconds, device=trainer.device_name)
+    result = summarize(history, data, p, n_params=n_params(init), seconds=seconds, device=trainer.device_name)
+    if isinstance(trainer, Snapshots):
+        result["artifacts"] = snapshot_artifacts(trainer.finish(history.epochs))
+    return result
+
+
+def make_trainer(p: dict, layers: tuple, init: dict, data: Data, seed: int):
+    """The framework's trainer, wrapped in Snapshots when checkpoint_every asks for them."""
+    trainer = (TorchTrainer if p["framework"] == "torch" else JaxTrainer)(p, layers, init, data, seed)
+    return Snapshots(trainer, p["checkpoint_every"]) if p["checkpoint_every"] else trainer
+
+
+def stopper(p: dict):
+    """The early stop the parameters ask for (None: train all epochs)."""
+    acc = 1.0 if p["stop_at_fit"] else p["stop_at_acc"]
+    loss = p["target_loss"]
+    if acc is None and loss is None:
+        return None
+    return lambda m: (acc is not None and m["train_acc"] >= acc) or (loss is not None and m["train_loss"] <= loss)
 
 
 def check(p: dict) -> None:
@@ -96,10 +122,10 @@ def check(p: dict) -> None:
         raise ValueError(f"dropout must be in [0, 1), got {p['dropout']!r}")
     if p["n_train"] is not None and (not isinstance(p["n_train"], int) or p["n_train"] < 1):
         raise ValueError(f"n_train must be a positive integer or null, got {p['n_train']!r}")
-
-
-def fitted(metrics: dict) -> bool:
-    return metrics["train_acc"] >= 1.0
+    if not isinstance(p["checkpoint_every"], int) or p["checkpoint_every"] < 0:
+        raise ValueError(f"checkpoint_every must be an integer >= 0, got {p['checkpoint_every']!r}")
+    if not all(isinstance(m, int) and m > 0 for m in p["lr_milestones"]):
+        raise ValueError(f"lr_milestones must be a list of positive epochs, got {p['lr_milestones']!r}")
 
 
 # ---------------------------------------------------------------------- data ---
@@ -157,6 +183,10 @@ def network_input(x: np.ndarray, convolutional: bool, channels_first: bool) -> n
 
 
 # ------------------------------------------------------------------ trainers ---
+def epoch_lr(p: dict, epoch: int) -> float:
+    return lr_at(epoch, p["lr"], p["lr_decay"], p["lr_milestones"], p["lr_gamma"])
+
+
 class TorchTrainer:
     def __init__(self, p, layers, init, data: Data, seed: int):
         import torch
@@ -169,7 +199,10 @@ class TorchTrainer:
         self.device_name = str(self.dev)
         self.conv = is_convolutional(layers)
         self.net = TorchNet(layers, init, data.input_shape).to(self.dev)
-        self.opt = _torch.optimizer(self.net.parameters(), p["optimizer"], p["lr"], p["momentum"], p["weight_decay"])
+        params = (self.net.parameters() if p["weight_decay_scope"] == "all"
+                  else _torch.decay_groups(self.net, p["weight_decay"]))
+        self.opt = _torch.optimizer(params, p["optimizer"], p["lr"], p["momentum"], p["weight_decay"])
+        self.lr = p["lr"]
         self.x_source = self._tensor(data.x_source)
         self.x_train = self.x_source if data.x_train is data.x_source else self._tensor(data.x_train)
         self.y_train = self._labels(data.y_train)
@@ -191,7 +224,8 @@ class TorchTrainer:
             yield x, self.y_train[idx]
 
     def train_epoch(self, epoch: int) -> None:
-        self._torch.set_lr(self.opt, lr_at(epoch, self.p["lr"], self.p["lr_decay"]))
+        self.lr = epoch_lr(self.p, epoch)
+        self._torch.set_lr(self.opt, self.lr)
         self._torch.train_epoch(self.net, self.opt, self.batches(epoch), self.torch.nn.functional.cross_entropy)
 
     def evaluate(self) -> dict:
@@ -200,7 +234,14 @@ class TorchTrainer:
         if self.x_test is not None:
             test = self._torch.evaluate(self.net, self.x_test, self.y_test)
         return {"train_loss": train["loss"], "train_acc": train["acc"],
-                "test_loss": test["loss"], "test_acc": test["acc"]}
+                "test_loss": test["loss"], "test_acc": test["acc"], "learning_rate": self.lr}
+
+    def canonical_params(self) -> dict:
+        return self.net.canonical_params()
+
+    def set_canonical_params(self, params: dict) -> None:
+        """Overwrite the network's weights in place (the optimizer's state stays: for evaluation)."""
+        self.net.load_canonical(params)
 
     def state_arrays(self):
         return self._torch.state_arrays(self.net, self.opt)
@@ -222,7 +263,8 @@ class JaxTrainer:
         self.conv = is_convolutional(layers)
         variables = flax_variables(init)
         tx, self.step, self._evaluate = _jax_functions(layers, p["optimizer"], p["momentum"], p["weight_decay"],
-                                                       self.dev)
+                                                       p["weight_decay_scope"] == "kernels", self.dev)
+        self.lr = p["lr"]
         self.state = jax.device_put((variables["params"], variables["batch_stats"],
                                      tx.init(variables["params"])), self.dev)
         self.key = jax.random.PRNGKey(seed % 2**32)
@@ -243,7 +285,8 @@ class JaxTrainer:
 
     def train_epoch(self, epoch: int) -> None:
         d = self.data
-        self._jax.set_lr(self.state[2], lr_at(epoch, self.p["lr"], self.p["lr_decay"]))
+        self.lr = epoch_lr(self.p, epoch)
+        self._jax.set_lr(self.state[2], self.lr)
         first = (epoch - 1) * self.steps_per_epoch
         for i, (idx, augmented) in enumerate(epoch_batches(len(d.y_train), self.p["batch_size"], self.seed,
                                                            epoch, d.augment, d.x_source)):
@@ -261,7 +304,17 @@ class JaxTrainer:
         if self.x_test is not None:
             test = self._evaluate(self.state, self.x_test, self.y_test, self.eval_batch)
         return {"train_loss": train["loss"], "train_acc": train["acc"],
-                "test_loss": test["loss"], "test_acc": test["acc"]}
+                "test_loss": test["loss"], "test_acc": test["acc"], "learning_rate": self.lr}
+
+    def canonical_params(self) -> dict:
+        from memlab.models.jax_models import canonical_params
+        return canonical_params({"params": self.state[0], "batch_stats": self.state[1]})
+
+    def set_canonical_params(self, params: dict) -> None:
+        """Replace the network's weights (the optimizer state stays: for evaluation only)."""
+        from memlab.models.jax_models import flax_variables
+        v = flax_variables(params)
+        self.state = self.jax.device_put((v["params"], v["batch_stats"], self.state[2]), self.dev)
 
     def state_arrays(self):
         return self._jax.state_arrays(self.state)
@@ -271,15 +324,71 @@ class JaxTrainer:
 
 
 @functools.lru_cache(maxsize=8)
-def _jax_functions(layers, optimizer, momentum, weight_decay, dev):
+def _jax_functions(layers, optimizer, momentum, weight_decay, kernels_only, dev):
     """Optimizer, jit-compiled step and evaluation for one network, kept per worker process, so
     the trials of a grid that differ in seed, data or learning rate compile once (the learning
     rate lives in the optimizer state)."""
     from memlab.models.jax_models import FlaxNet
     from memlab.trials import _jax
     net = FlaxNet(layers)
-    tx = _jax.optimizer(optimizer, 0.0, momentum, weight_decay)
+    tx = _jax.optimizer(optimizer, 0.0, momentum, weight_decay, kernels_only)
     return tx, _jax.make_train_step(net, tx, _jax.cross_entropy, dev), _jax.make_evaluate(net)
+
+
+# --------------------------------------------------------------- snapshots ---
+class Snapshots:
+    """A trainer that also keeps the weights (canonical layout) at initialization, after every
+    `every` epochs and at the end: the KTH practical's checkpoints, kept in memory and returned as
+    artifacts.  They travel inside the resume checkpoint (memlab.trials._train.Checkpoint), so an
+    interrupted trial resumes with them."""
+
+    PREFIX = "snapshot."
+
+    def __init__(self, trainer, every: int):
+        self.trainer, self.every = trainer, every
+        self.device_name = trainer.device_name
+        self.snaps = {0: trainer.canonical_params()}
+
+    def train_epoch(self, epoch: int) -> None:
+        self.trainer.train_epoch(epoch)
+        if epoch % self.every == 0:
+            self.snaps[epoch] = self.trainer.canonical_params()
+
+    def evaluate(self) -> dict:
+        return self.trainer.evaluate()
+
+    def canonical_params(self) -> dict:
+        return self.trainer.canonical_params()
+
+    def finish(self, epoch: int) -> dict:
+        """{epoch: weights} with the final state under the last epoch trained."""
+        self.snaps[epoch] = self.trainer.canonical_params()
+        return dict(sorted(self.snaps.items()))
+
+    def state_arrays(self):
+        own = {self.PREFIX + k: v for k, v in snapshot_artifacts(self.snaps).items()}
+        return {**self.trainer.state_arrays(), **own}
+
+    def load_state_arrays(self, arrays) -> None:
+        n = len(self.PREFIX)
+        self.snaps = snapshots_from_artifacts({k[n:]: v for k, v in arrays.items() if k.startswith(self.PREFIX)})
+        self.trainer.load_state_arrays({k: v for k, v in arrays.items() if not k.startswith(self.PREFIX)})
+
+
+def snapshot_artifacts(snaps: dict) -> dict:
+    """{epoch: {layer: {array: a}}} -> flat artifact names "epoch0010.s1b1_conv1.w"."""
+    return {f"epoch{epoch:04d}.{layer}.{name}": a for epoch, params in snaps.items()
+            for layer, arrays in params.items() for name, a in arrays.items()}
+
+
+def snapshots_from_artifacts(arrays: dict) -> dict:
+    """The inverse of snapshot_artifacts (other artifact names are ignored)."""
+    snaps: dict = {}
+    for key, a in arrays.items():
+        if key.startswith("epoch") and key.count(".") == 2:
+            epoch, layer, name = key.split(".")
+            snaps.setdefault(int(epoch[5:]), {}).setdefault(layer, {})[name] = np.asarray(a)
+    return dict(sorted(snaps.items()))
 
 
 # ------------------------------------------------------------------- results ---
