@@ -9,73 +9,9 @@ Reads experiments/NAME.json, skips trials already finished (so the same command 
 writes one record per finished trial and merges them into results/NAME.csv.
 Exit status: 0 all trials done, 1 some failed or were interrupted, 2 bad input.
 """
-from __future__ import annotations
-
-import argparse
 import sys
 
-from memlab import backends
-from memlab.errors import UserError
-
-
-def parse(argv):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    scheduler_args = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, scheduler_args = argv[:i], argv[i + 1:]
-    ap = argparse.ArgumentParser(prog="run.py", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Arguments after `--` go to qsub/sbatch untouched.")
-    ap.add_argument("--name", required=True, help="experiment: experiments/NAME.json (or a path to a .json file)")
-    ap.add_argument("--backend", default="joblib", choices=sorted(backends.BACKENDS),
-                    help="where trials run (default joblib: this machine)")
-    ap.add_argument("--tasks", type=int, default=1,
-                    help="joblib: worker processes (-1 = every core); sge/slurm: array tasks (-1 = one per trial)")
-    mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--dry-run", action="store_true", help="validate, count trials, list datasets; run nothing")
-    mode.add_argument("--status", action="store_true", help="print done / failed / pending and exit")
-    mode.add_argument("--collect", action="store_true", help="merge the records that have arrived into the CSV")
-    ap.add_argument("--retry-failed", action="store_true", help="rerun trials that failed before")
-    ap.add_argument("--fail-fast", action="store_true", help="stop at the first failed trial")
-    ap.add_argument("--no-wait", action="store_true", help="sge/slurm: return after submitting (then --collect)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    res = ap.add_argument_group("cluster resources (override the experiment file's `resources`)")
-    res.add_argument("--gpus", type=int, help="GPUs per task")
-    res.add_argument("--mem", help="memory per task, e.g. 4G")
-    res.add_argument("--time", help="wall-clock limit per task, e.g. 02:00:00")
-    res.add_argument("--queue", help="SGE queue / SLURM partition")
-    res.add_argument("--slots", "--cpus", dest="slots", type=int, help="CPU slots per task")
-    args = ap.parse_args(argv)
-    args.scheduler_args = scheduler_args
-    if args.tasks == 0 or args.tasks < -1:
-        ap.error("--tasks must be a positive number or -1")
-    return args
-
-
-def main(argv=None) -> int:
-    args = parse(argv)
-    from memlab import runner
-    from memlab.config import load_experiment
-    try:
-        exp = load_experiment(args.name)
-        if args.dry_run:
-            return runner.dry_run(exp)
-        if args.status:
-            return runner.status(exp)
-        opts = runner.RunOptions(
-            backend=args.backend, tasks=args.tasks, retry_failed=args.retry_failed, fail_fast=args.fail_fast,
-            wait=not args.no_wait, progress=not args.no_progress and sys.stderr.isatty(),
-            scheduler_args=args.scheduler_args,
-            resources={k: v for k in ("gpus", "mem", "time", "queue", "slots")
-                       if (v := getattr(args, k)) is not None})
-        if args.collect:
-            return runner.collect(exp, opts)
-        return runner.run(exp, opts)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
+from memlab.cli.run import main
 
 if __name__ == "__main__":
     sys.exit(main())

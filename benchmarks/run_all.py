@@ -25,6 +25,8 @@ BENCHES = {  # name -> (script, arguments, arguments with --quick, title)
     "runner": ("bench_runner.py", [], ["--trials", "2000"], "Runner overhead"),
     "algorithm": ("bench_algorithm.py", [], ["--quick"], "Algorithm 2: the fast path against the oracle"),
     "sgd": ("bench_sgd.py", [], ["--quick"], "SGD training throughput"),
+    "report": ("bench_report.py", [], ["--quick"], "The report page (plot.py --format html)"),
+    "startup": ("bench_startup.py", [], ["--repeat", "2"], "Start-up time of the commands"),
 }
 
 

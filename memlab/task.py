@@ -13,7 +13,8 @@ GPUs: SLURM sets CUDA_VISIBLE_DEVICES from --gres.  SGE grants a consumable coun
 devices, so when the site sets nothing (no CUDA_VISIBLE_DEVICES, no SGE_HGR_<complex> from
 an RSMAP complex) the task picks its GPUs itself: the node's GPUs (MEMLAB_GPU_IDS, else
 nvidia-smi, else /dev/nvidiaN), least-used memory first, each claimed by an exclusive lock
-(/tmp/memlab-gpu-ID.lock) held for the task's life so two tasks on a node never pick the same.
+(gpu-ID.lock in this user's private /tmp/memlab-gpu-locks-UID/) held for the task's life so two
+of the user's tasks on a node never pick the same.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import json
 import os
 import re
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -52,23 +54,33 @@ def main(argv=None) -> int:
 
 
 def run_share(manifest: dict, task: int, tag: str) -> int:
-    # imported here, after CUDA_VISIBLE_DEVICES is set: trial modules may import torch or jax
+    """Run the task's trials in a supervised worker process (memlab.pool), as a local run does:
+    a trial that crashes or passes its time limit is recorded as failed and the others go on."""
     from memlab.backends.cluster import share
-    from memlab.worker import Job, run_one
+    from memlab.pool import Pool, WorkerStartError
+    from memlab.store import RecordWriteError
+    from memlab.worker import Job
     trials = share(manifest, task)
     job = Job(manifest["name"], manifest["trial"], manifest["results_dir"], tag, manifest["cwd"])
     records = Path(manifest["results_dir"]) / manifest["name"] / "records"
     done = already_recorded(records, tag, manifest.get("created_ts", 0))
+    todo = [t for t in trials if t.key not in done]
     print(f"memlab: {tag} on {socket.gethostname()}: {len(trials)} trials"
           + (f", {len(done)} recorded by an earlier attempt" if done else "")
           + f"; CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}", flush=True)
-    t0 = time.perf_counter()
-    for i, t in enumerate(trials, 1):
-        if t.key in done:
-            continue
-        s = run_one(job, t)
-        print(f"[{i}/{len(trials)}] _index {t.index} {s.status} in {s.seconds:.2f} s"
+    t0, count = time.perf_counter(), [len(trials) - len(todo)]
+
+    def report(s):
+        count[0] += 1
+        print(f"[{count[0]}/{len(trials)}] _index {s.index} {s.status} in {s.seconds:.2f} s"
               + (f": {s.error}" if s.error else ""), flush=True)
+    threads = int(os.environ.get("NSLOTS") or os.environ.get("SLURM_CPUS_PER_TASK") or 1)
+    try:
+        Pool(job, 1, timeout=manifest.get("timeout"), threads=threads,
+             note=lambda m: print(f"memlab: {m}", flush=True)).run(todo, report)
+    except (WorkerStartError, RecordWriteError) as e:
+        print(f"memlab: {tag} stopped: {e}", flush=True)
+        return 1
     print(f"memlab: {tag} done in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0
 
@@ -79,16 +91,10 @@ def already_recorded(records: Path, tag: str, since: float) -> set:
     Records older than the manifest are another job's that had the same id (job ids restart
     when a cluster is reinstalled).
     """
-    keys = set()
-    for path in records.glob(f"{tag}-*.jsonl"):
-        for line in path.read_text(errors="replace").splitlines(keepends=True):
-            try:
-                rec = json.loads(line)
-                if line.endswith("\n") and rec.get("started", 0) >= since:
-                    keys.add(rec["key"])
-            except (ValueError, KeyError, AttributeError):
-                pass
-    return keys
+    from memlab.store import Store
+    paths = sorted(records.glob(f"{tag}-*.jsonl"))
+    return {rec["key"] for rec in Store("", records.parent.parent).records(paths)
+            if rec.get("started", 0) >= since}
 
 
 # ---------------------------------------------------------------- GPUs on SGE ---
@@ -105,6 +111,8 @@ def assign_gpus(n: int, complex_name: str = "gpu") -> str | None:
         print(f"memlab: {n} GPU(s) granted but none found on {socket.gethostname()} "
               "(set MEMLAB_GPU_IDS, e.g. `-- -v MEMLAB_GPU_IDS=0:1`); CUDA_VISIBLE_DEVICES left unset", flush=True)
         return None
+    # nvidia-smi and the SGE complex number GPUs in PCI order; CUDA's default is fastest first
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
     return os.environ["CUDA_VISIBLE_DEVICES"]
 
@@ -125,19 +133,53 @@ def node_gpus() -> list[tuple[str, float]]:
     return [(p.name[6:], 0.0) for p in sorted(Path("/dev").glob("nvidia[0-9]*"), key=lambda p: int(p.name[6:]))]
 
 
-def claim_gpus(n: int, gpus: list[tuple[str, float]], lock_dir: str = "/tmp") -> list[str]:
+def gpu_lock_dir() -> str | None:
+    """This user's own folder for GPU locks: $MEMLAB_GPU_LOCK_DIR, else /tmp/memlab-gpu-locks-UID.
+
+    It must be a real folder (not a link) owned by this user and closed to others, so nobody
+    else can plant a lock file, or a link in place of one.  The locks keep one user's tasks on a
+    node apart; tasks of different users are kept apart by the scheduler's GPU accounting.
+    None (no locking, with a warning) when the folder is not safe.
+    """
+    # not tempfile.gettempdir(): schedulers give each task a TMPDIR of its own, and the locks
+    # only work if every task on the node looks in the same folder
+    path = os.environ.get("MEMLAB_GPU_LOCK_DIR") or f"/tmp/memlab-gpu-locks-{os.getuid()}"
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        print(f"memlab: cannot create the GPU lock folder {path} ({e.strerror}); GPUs picked without locks",
+              flush=True)
+        return None
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        print(f"memlab: {path} is not a private folder of this user (a link, another owner, or open to others); "
+              "GPUs picked without locks: remove it, or set MEMLAB_GPU_LOCK_DIR", flush=True)
+        return None
+    return path
+
+
+def _open_lock(folder: str, gpu: str) -> int | None:
+    """Open (creating with mode 0600) the lock file of one GPU, never through a symbolic link."""
+    try:
+        return os.open(os.path.join(folder, f"gpu-{gpu}.lock"),
+                       os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+
+
+def claim_gpus(n: int, gpus: list[tuple[str, float]], lock_dir: str | None = None) -> list[str]:
     """Lock n of the GPUs, least memory used first; share locked ones only if too few are free."""
     order = [g for g, _ in sorted(gpus, key=lambda g: g[1])]
+    folder = lock_dir or gpu_lock_dir()
     claimed = []
     for gpu in order:
-        if len(claimed) == n:
+        if len(claimed) == n or folder is None:
             break
-        path = os.path.join(lock_dir, f"memlab-gpu-{gpu}.lock")
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
-        try:
-            os.fchmod(fd, 0o666)      # other users' tasks must be able to lock it too
-        except OSError:
-            pass
+        fd = _open_lock(folder, gpu)
+        if fd is None:
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -147,10 +189,26 @@ def claim_gpus(n: int, gpus: list[tuple[str, float]], lock_dir: str = "/tmp") ->
         claimed.append(gpu)
     if len(claimed) < n:
         extra = [g for g in order if g not in claimed][:n - len(claimed)]
-        if extra:
+        if extra and folder is not None:
             print(f"memlab: only {len(claimed)} free GPU(s); sharing {','.join(extra)} with another task", flush=True)
         claimed += extra
     return claimed
+
+
+def _forget_locks_in_child() -> None:
+    """A forked child must not keep the task's GPU locks alive after the task ends.
+
+    Closing the child's copies leaves the parent's lock in place (flock locks belong to the open
+    file, released when its last descriptor closes); exec'd children never get them (O_CLOEXEC).
+    """
+    while _held_locks:
+        try:
+            os.close(_held_locks.pop())
+        except OSError:
+            pass
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
 
 
 if __name__ == "__main__":

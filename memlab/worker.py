@@ -1,23 +1,32 @@
 """Run trials inside a worker process: the one place a trial function is called.
 
-Every backend ends here: joblib workers call `run_one` per trial, and so do cluster array tasks
-for each trial of their share of a frozen manifest (memlab.task).  The worker imports the trial module once,
-keeps datasets cached (memlab.datasets), and writes each finished trial's record to a file
-of its own before reporting back.
+Every backend ends here.  A worker is a child process started by memlab.pool (for a local
+run, and inside each cluster array task) as
+
+    python -m memlab.worker FD
+
+talking to its supervisor over the socket FD: it receives a Job, imports the trial module
+once, keeps datasets cached (memlab.datasets), and for each Trial it is sent runs it, writes
+the record to a file of its own and answers with a Summary.  Whatever the trial does to this
+process (a segfault, an OOM kill, os._exit, a hang past its time limit) the supervisor sees
+the process die and records the trial's failure itself; nothing else is lost.
 """
 from __future__ import annotations
 
 import fcntl
-import importlib
 import os
+import signal
+import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-from memlab.config import TRIALS, Trial
-from memlab.store import RecordWriter, Store, Summary
+from memlab import trials as trial_registry
+from memlab.params import Trial
+from memlab.store import RecordWriter, RecordWriteError, Store, Summary, provenance
 
 
 @dataclass(frozen=True)
@@ -28,31 +37,43 @@ class Job:
     results_dir: str
     tag: str              # names the worker's record file: "local", "sge-123-4", ...
     cwd: str              # where the user's own trial modules live
-    watch_parent: bool = False   # local workers stop when the run that started them is gone
+    watch_parent: bool = True    # exit when the process that started this worker is gone
     run_id: str = ""             # a new record file for every run, even in a long-lived process
+    hold_lock: bool = False      # local runs: hold results/NAME/workers.lock (a rerun waits for orphans)
 
 
-_state: dict = {}         # per process: writers, stores, the parent pid, the workers' lock
+@dataclass
+class Loaded:
+    fn: object
+    store: Store
+    writer: RecordWriter
+    code: str
+    trial_id: str
+    prov: dict
 
 
-def _setup(job: Job):
+_state: dict = {}         # per process: loaded jobs, the parent pid, the workers' lock
+
+
+def setup(job: Job) -> Loaded:
     key = (job.name, job.results_dir, job.tag, job.run_id)
     if key not in _state:
-        if job.cwd not in sys.path:
-            sys.path.append(job.cwd)
-        module = importlib.import_module(TRIALS.get(job.trial, job.trial))
+        module = trial_registry.load(job.trial, job.cwd)
         store = Store(job.name, Path(job.results_dir))
         # Long trials may checkpoint per epoch here (opt-in; see memlab.trials.sgd), keyed by `_key`.
         os.environ["MEMLAB_CHECKPOINT_DIR"] = str(store.dir / "checkpoints")
         if job.watch_parent and "parent" not in _state:
             _watch_parent()
+        if job.hold_lock and "workers_lock" not in _state:
             _hold_workers_lock(store)
-        _state[key] = (module.trial, store, RecordWriter(store.records_dir, job.tag))
+        _state[key] = Loaded(module.trial, store, RecordWriter(store.records_dir, job.tag),
+                             trial_registry.fingerprint(module), trial_registry.trial_id(job.trial),
+                             provenance(getattr(module, "__file__", None)))
     return _state[key]
 
 
 def _watch_parent() -> None:
-    """Exit when the run that started this worker is gone (killed with -9, say).
+    """Exit when the process that started this worker is gone (killed with -9, say).
 
     An orphaned worker would otherwise sit idle holding the workers' lock, or finish trials a
     rerun has already started again.  Its records are flushed per trial, so nothing is lost.
@@ -75,11 +96,62 @@ def _hold_workers_lock(store: Store) -> None:
 
 
 def run_one(job: Job, trial: Trial) -> Summary:
-    fn, store, writer = _setup(job)
+    """Run one trial in this process and record it (RecordWriteError if the record cannot be written)."""
+    w = setup(job)
     started, t0 = time.time(), time.perf_counter()
     try:
-        outcome = fn(trial.call_params())
-    except Exception as e:           # KeyboardInterrupt / SystemExit propagate: not the trial's fault
+        outcome = w.fn(trial.call_params())
+    except BaseException as e:       # SystemExit, KeyboardInterrupt raised by the trial: its failure
         outcome = e
-    return store.record(writer, trial, outcome, time.perf_counter() - t0, started)
+        if isinstance(e, SystemExit):
+            outcome = SystemExitError(f"the trial called sys.exit({e.code!r})")
+    return w.store.record(w.writer, trial, outcome, time.perf_counter() - t0, started, w.code, w.trial_id, w.prov)
 
+
+class SystemExitError(Exception):
+    """A trial called sys.exit()."""
+
+
+def serve(conn: Connection) -> int:
+    """The worker's loop: a Job, then trials until told to stop or the supervisor is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the supervisor's to handle
+    try:
+        job = conn.recv()
+        w = setup(job)
+    except BaseException as e:      # the trial module does not import: the run cannot go on
+        import traceback
+        conn.send(("fatal", f"the worker could not load trial '{getattr(job, 'trial', '?')}': "
+                            f"{type(e).__name__}: {e}", "".join(traceback.format_exception(e))))
+        return 1
+    conn.send(("ready", w.code))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return 0
+        if msg[0] == "stop":
+            return 0
+        try:
+            conn.send(("done", run_one(job, msg[1])))
+        except RecordWriteError as e:
+            conn.send(("write_error", str(e.filename), e.strerror, msg[1].key))
+            return 1
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or not argv[0].isdigit():
+        print("usage: python -m memlab.worker FD (started by memlab.pool)", file=sys.stderr)
+        return 2
+    sock = socket.socket(fileno=int(argv[0]))
+    conn = Connection(sock.detach())
+    try:
+        return serve(conn)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    from memlab.worker import main as _main   # run as the module proper, not a __main__ copy of it
+    os._exit(_main())   # no interpreter teardown: a trial's threads (torch, jax) cannot hang the exit

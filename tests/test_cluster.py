@@ -39,9 +39,13 @@ PARAMS = {"x": REQUIRED, "y": 0.0, "die_at": None, "sleep": 0.0}
 
 def trial(params):
     p = resolve(PARAMS, params)
-    # a task dies (not a trial error: the whole process goes) while the file DIE exists
+    # while the file DIE exists: "task" kills the array task itself (the trial's worker's parent);
+    # "kill" or a number ends the trial's own worker process (a crash the task survives)
     if p["die_at"] is not None and p["x"] == p["die_at"] and os.path.exists("DIE"):
         how = open("DIE").read().strip()
+        if how == "task":
+            os.kill(os.getppid(), signal.SIGKILL)
+            time.sleep(60)
         if how == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         os._exit(int(how))
@@ -133,14 +137,13 @@ def test_array_job_gives_the_same_csv_as_joblib(backend, study, tmp_path):
 
 def test_dead_task_is_reported_and_only_its_trials_rerun(backend, study):
     study.experiment("toy", {**GRID, "die_at": [4]})
-    how = {"sge": "100", "slurm": "kill"}[backend]   # exit 100 would hold an SGE job forever: must be mapped
-    (study.path / "DIE").write_text(how)
+    (study.path / "DIE").write_text("task")          # the array task itself is killed
     out = study.run("--name", "toy", "--backend", backend, "--tasks", 3)
     assert out.returncode == 1
     (sub,) = study.submissions("toy")
     dead = [line for line in out.stdout.splitlines() if " died (" in line]
     assert dead, out.stdout
-    reason = "exit status 100" if how == "100" else "killed by signal 9 (SIGKILL)"
+    reason = "killed by signal 9 (SIGKILL)"
     assert all(f"{backend} job {sub['job_id']} task " in line and reason in line for line in dead)
     assert f"logs/{backend}-{sub['job_id']}." in out.stdout
     assert "not run yet: run the same command again" in out.stdout
@@ -156,8 +159,23 @@ def test_dead_task_is_reported_and_only_its_trials_rerun(backend, study):
     assert len(df) == 14 and list(df["z"]) == [x * 10 + y for x in GRID["x"] for y in GRID["y"]]
 
 
+def test_a_crashing_trial_inside_an_array_task_is_recorded_and_the_task_goes_on(backend, study):
+    study.experiment("toy", {**GRID, "die_at": [4]})
+    how = {"sge": "100", "slurm": "kill"}[backend]   # exit 100 of a *task* would hold an SGE job forever
+    (study.path / "DIE").write_text(how)
+    out = study.run("--name", "toy", "--backend", backend, "--tasks", 3)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "12 ok, 2 failed" in out.stdout and " died (" not in out.stdout     # no task died
+    text = "exited with status 100" if how == "100" else "killed by signal SIGKILL"
+    failed = [line for line in out.stdout.splitlines() if line.startswith("  _index ")]
+    assert len(failed) == 2 and all("'x': 4" in line and text in line for line in failed), out.stdout
+    assert len(study.csv("toy")) == 12
+    out = study.run("--name", "toy", "--backend", backend, "--tasks", 3)      # not rerun without asking
+    assert out.returncode == 1 and "0 to run" in out.stdout and len(study.submissions("toy")) == 1
+
+
 def test_no_wait_then_collect_then_same_command_waits(backend, study):
-    study.experiment("toy", {"x": [1, 2, 3, 4], "sleep": [4]})
+    study.experiment("toy", {"x": [1, 2, 3, 4], "sleep": [20]})   # still running when --collect asks
     t0 = time.perf_counter()
     out = study.run("--name", "toy", "--backend", backend, "--tasks", 50, "--no-wait")
     assert out.returncode == 0 and time.perf_counter() - t0 < 30
@@ -166,6 +184,9 @@ def test_no_wait_then_collect_then_same_command_waits(backend, study):
     assert f"submitted {backend} job {sub['job_id']}" in out.stdout and sub["n_tasks"] == 4
     out = study.run("--name", "toy", "--collect")
     assert out.returncode == 1 and "still queued or running" in out.stdout
+    # a local run meanwhile has nothing to run, but is not done either: exit 1, naming the job
+    out = study.run("--name", "toy")
+    assert out.returncode == 1 and f"queued or running (4 in {backend} job {sub['job_id']})" in out.stdout
     # the same command again submits nothing new and waits for the job in flight
     out = study.run("--name", "toy", "--backend", backend, "--tasks", 50)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -270,7 +270,8 @@ def test_assign_gpus_keeps_what_the_site_set(monkeypatch, release_gpu_locks):
 
 def test_requeue_skip_ignores_records_of_an_older_job_with_the_same_id(tmp_path):
     (tmp_path / "sge-5-2-host-1-a.jsonl").write_text(
-        json.dumps({"key": "old", "started": 100.0}) + "\n" + json.dumps({"key": "new", "started": 300.0}) + "\n"
+        json.dumps({"key": "old", "status": "ok", "started": 100.0}) + "\n"
+        + json.dumps({"key": "new", "status": "ok", "started": 300.0}) + "\n"
         + '{"key": "torn", "started": 400')
     assert task_mod.already_recorded(tmp_path, "sge-5-2", since=200.0) == {"new"}
     assert task_mod.already_recorded(tmp_path, "sge-5-20", since=0) == set()

@@ -111,7 +111,7 @@ def test_heatmap_cells_are_the_means_and_region_is_dashed(ctx, tmp_path):
     inner = xy[(xy[:, 0] > 0) & (xy[:, 1] < 4)]
     assert len(inner) >= 3 and ((inner[:, 0] > 2) | (inner[:, 1] < 2)).all()
     assert (inner[:, 0] < 3).all() and (inner[:, 1] > 1).all()
-    assert ax.get_xlabel() == "bias" and ax.get_ylabel() == "n_iter"
+    assert ax.get_xlabel() == "bias" and ax.get_ylabel() == "first-layer width n"   # DISPLAY_NAMES
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.5", "1", "1.5", "2"]
 
 
@@ -329,7 +329,7 @@ def test_samples_1d(ctx, tmp_path, signals):
                   "seed": None}, None, ctx)
     save(fig, tmp_path)
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]
-    assert [ax.get_title() for ax in fig.axes] == ["gp", "nlgp"]
+    assert [ax.get_title() for ax in fig.axes] == ["gp: 2 samples", "nlgp: 2 samples"]
     np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), signals.X[5])
 
 
@@ -348,7 +348,7 @@ def series_table() -> pd.DataFrame:
 def test_curves_from_series(root, tmp_path):
     ctx = PlotContext("exp", None, series_table(), root / "results")
     fig = render({"type": "curves", "name": "c", "y": "train_loss", "hue": "lr", "logy": True,
-                  "band": "std"}, None, ctx)
+                  "band": "std", "min_n": 3}, None, ctx)
     save(fig, tmp_path)
     ax = fig.axes[0]
     assert len(ax.lines) == 2 and ax.get_yscale() == "log" and ax.get_xlabel() == "epoch"
@@ -468,3 +468,188 @@ def test_boundary_2d(ctx, tmp_path, algorithm_module):
     scatters = [c for c in ax.collections if c.get_gid() in ("class_0", "class_1")]
     assert len(scatters) == 2 and all(c.get_zorder() > 2 for c in scatters)
     assert ax.get_ylim() == (-0.3, 0.3) and ax.get_legend() is not None
+
+
+# --- bands stay inside the range of their quantity (issue 14) ---------------------------------
+
+def band_polygons(ax):
+    """The (x, y) vertices of every band drawn on ax."""
+    return [c.get_paths()[0].vertices for c in ax.collections
+            if c.get_gid() is None and type(c).__name__ in ("FillBetweenPolyCollection", "PolyCollection")]
+
+
+def proportion_table(n=10) -> pd.DataFrame:
+    """interpolated (0/1) over n restarts: p = 0, 0.1, 0.5, 0.9, 1.0 at x = 1..5."""
+    rows = []
+    for x, k in zip(range(1, 6), (0, 1, 5, 9, 10)):
+        rows += [{"x": x, "interpolated": r < k, "restart": r} for r in range(n)]
+    return pd.DataFrame(rows)
+
+
+def test_wilson_band_of_a_proportion_stays_in_0_1(ctx):
+    df = proportion_table()
+    fig = render({"type": "lines", "name": "p", "x": "x", "y": "interpolated"}, df, ctx)
+    (poly,) = band_polygons(fig.axes[0])
+    assert poly[:, 1].min() >= 0.0 and poly[:, 1].max() <= 1.0
+    # Wilson's 95 % interval at 10 of 10: [0.722, 1]; at 0 of 10: [0, 0.278] (a t-interval is 0 wide there)
+    at = {x: poly[np.isclose(poly[:, 0], x), 1] for x in (1, 5)}
+    assert at[1].min() == pytest.approx(0.0, abs=1e-12) and at[1].max() == pytest.approx(0.2775, abs=1e-3)
+    assert at[5].min() == pytest.approx(0.7225, abs=1e-3) and at[5].max() == pytest.approx(1.0, abs=1e-12)
+    assert "95 % Wilson interval" in " ".join(fig.memlab_caption)
+
+
+def test_t_band_is_clipped_to_the_quantity_range(ctx):
+    rng = np.random.default_rng(1)
+    # a fraction near 1 with spread (frac_localized, accuracy) and a small positive quantity (IPR)
+    df = pd.DataFrame({"gain": np.repeat([0, 1, 2], 6), "frac": np.clip(rng.normal(0.9, 0.3, 18), 0, 1),
+                       "ipr": np.abs(rng.normal(0.02, 0.05, 18))})
+    for y, lo, hi in (("frac", 0.0, 1.0), ("ipr", 0.0, np.inf)):
+        fig = render({"type": "lines", "name": y, "x": "gain", "y": y}, df, ctx)
+        (poly,) = band_polygons(fig.axes[0])
+        assert poly[:, 1].min() >= lo and poly[:, 1].max() <= hi
+        # unclipped, the same t-interval leaves the range: the clipping did something
+        raw = render({"type": "lines", "name": y, "x": "gain", "y": y, "bounds": None}, df, ctx)
+        (raw_poly,) = band_polygons(raw.axes[0])
+        assert raw_poly[:, 1].min() < lo or raw_poly[:, 1].max() > hi
+    fig = render({"type": "lines", "name": "b", "x": "gain", "y": "frac", "bounds": [0.5, 0.95]}, df, ctx)
+    (poly,) = band_polygons(fig.axes[0])
+    assert poly[:, 1].min() >= 0.5 and poly[:, 1].max() <= 0.95
+
+
+def test_too_few_trials_get_no_band_and_the_caption_says_so(ctx):
+    df = proportion_table(n=3)
+    fig = render({"type": "slices", "name": "s", "x": "x", "y": "interpolated", "hue": "h",
+                  "values": [0]}, df.assign(h=0), ctx)
+    assert band_polygons(fig.axes[0]) == []
+    assert "no band: 3 trials are too few" in " ".join(fig.memlab_caption)
+    fig = render({"type": "lines", "name": "l", "x": "x", "y": "interpolated", "min_n": 3}, df, ctx)
+    assert len(band_polygons(fig.axes[0])) == 1
+
+
+def test_caption_drawn_under_large_figures_only(ctx):
+    df = proportion_table()
+    big = render({"type": "lines", "name": "p", "x": "x", "y": "interpolated"}, df, ctx)
+    small = render({"type": "lines", "name": "p", "x": "x", "y": "interpolated", "figsize": [2, 1.2]}, df, ctx)
+    off = render({"type": "lines", "name": "p", "x": "x", "y": "interpolated", "caption": False}, df, ctx)
+    texts = [[t for t in f.texts if t.get_gid() == "caption"] for f in (big, small, off)]
+    assert [len(t) for t in texts] == [1, 0, 0]
+    assert "lines: mean of 10 trials" in texts[0][0].get_text()
+    assert small.memlab_caption == big.memlab_caption   # kept for the report page all the same
+
+
+# --- labels and names -------------------------------------------------------------------------
+
+def test_display_names_and_value_names(ctx):
+    df = grid_table()
+    fig = render({"type": "slices", "name": "s", "x": "n_iter", "y": "width", "hue": "max_bias",
+                  "values": [0.0, 2.0], "round": 2}, df, ctx)
+    ax = fig.axes[0]
+    assert ax.get_legend().get_title().get_text() == "max bias λ" and ax.get_xlabel() == "first-layer width n"
+    fig = render({"type": "slices", "name": "s", "x": "n_iter", "y": "width", "hue": "max_bias", "round": 2,
+                  "values": [0.0, 2.0], "names": {"max_bias": "λ", "width": "W"},
+                  "value_names": {"max_bias": {"0": "no bias"}}}, df, ctx)
+    ax = fig.axes[0]
+    assert ax.get_legend().get_title().get_text() == "λ" and ax.get_ylabel() == "W"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["no bias", "2"] and "interpolates in > 99 % of trials" in labels   # the dots, explained
+    with pytest.raises(ConfigError, match="'names' must be an object"):
+        validate({"type": "lines", "name": "l", "x": "a", "y": "b", "names": ["a"]})
+
+
+def test_heatmap_marks_are_explained(ctx):
+    df = grid_table()
+    fig = render({"type": "heatmap", "name": "h", "idx": "n_iter", "col": "max_bias", "val": "interpolated",
+                  "round": 2, "levels": [0.25, 0.5, 0.75], "smooth": 0.8}, df, ctx)
+    ax = fig.axes[0]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["interpolates in ≥ 99 % of trials"]
+    contour_labels = {t.get_text() for t in ax.texts}
+    assert contour_labels and contour_labels <= {"0.25", "0.5", "0.75"}   # each line says its level
+    caption = " ".join(fig.memlab_caption)
+    assert "3 contours of interpolation probability" in caption and "mean of 4 trials" in caption
+    (cbar,) = ax.child_axes   # the colour bar: beside the cells, exactly as tall
+    assert cbar.get_ylabel() == "interpolation probability"
+    assert cbar.get_position().height == pytest.approx(ax.get_position().height, rel=1e-6)
+    fig = render({"type": "heatmap", "name": "h", "idx": "n_iter", "col": "max_bias", "val": "width",
+                  "round": 2, "legend": False}, df, ctx)
+    assert fig.legends == []
+
+
+def test_paper_theme_draws_seaborn_heatmap_with_rocket(ctx, tmp_path):
+    pytest.importorskip("seaborn", reason="seaborn is in requirements.txt; install it")
+    df = grid_table()
+    spec = {"type": "heatmap", "name": "h", "idx": "n_iter", "col": "max_bias", "val": "interpolated",
+            "round": 2, "levels": 3, "theme": "paper", "figsize": [2.4, 1.9]}
+    fig = render(spec, df, ctx)
+    save(fig, tmp_path)
+    ax = fig.axes[0]
+    mesh = ax.collections[0]
+    assert mesh.get_cmap().name == "rocket" and len(ax.images) == 0
+    cells = np.asarray(mesh.get_array()).reshape(5, 5)
+    own = render({**spec, "theme": "memlab"}, df, ctx).axes[0].images[0].get_array()
+    np.testing.assert_allclose(cells, own)   # the same cells, n growing upward
+    assert not ax.yaxis_inverted()
+    assert [t.get_text() for t in ax.get_yticklabels()][0] == "100"
+    with pytest.raises(ConfigError, match="unknown theme 'papr'(.|\n)*did you mean 'paper'"):
+        validate({**spec, "theme": "papr"})
+
+
+# --- ticks and layouts ------------------------------------------------------------------------
+
+def test_log_axis_ticks_at_the_data_values(ctx, tmp_path):
+    df = pd.DataFrame({"width": np.tile([128, 256, 512, 1024], 3), "depth": np.repeat([1, 2, 5], 4),
+                       "frac": np.linspace(0, 1, 12)})
+    fig = render({"type": "lines", "name": "l", "x": "width", "y": "frac", "hue": "depth", "logx": True}, df, ctx)
+    save(fig, tmp_path)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert list(ax.get_xticks()) == [128, 256, 512, 1024]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["128", "256", "512", "1024"]
+    assert ax.xaxis.get_minor_ticks() == [] or not any(t.label1.get_text() for t in ax.xaxis.get_minor_ticks())
+
+
+def test_integer_axis_has_integer_ticks(ctx):
+    df = pd.DataFrame({"depth": np.repeat([1, 2, 3, 5], 3), "rho": np.linspace(0.5, 2, 12)})
+    fig = render({"type": "lines", "name": "l", "x": "depth", "y": "rho"}, df, ctx)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks == [1, 2, 3, 5]
+    df = pd.DataFrame({"n": np.arange(0, 500, 10), "v": np.arange(50.0)})
+    ax = render({"type": "lines", "name": "l", "x": "n", "y": "v"}, df, ctx).axes[0]
+    assert all(float(t).is_integer() for t in ax.get_xticks()) and len(ax.get_xticks()) <= 12
+
+
+def test_coinciding_lines_stay_visible(ctx):
+    df = pd.DataFrame({"gain": np.tile([0, 1, 2, 3], 2), "framework": np.repeat(["torch", "jax"], 4),
+                       "acc": np.tile([0.5, 0.6, 0.7, 0.8], 2) + np.repeat([0, 1e-7], 4)})
+    fig = render({"type": "lines", "name": "l", "x": "gain", "y": "acc", "hue": "framework"}, df, ctx)
+    ax = fig.axes[0]
+    over = [line for line in ax.lines if line.get_gid() == "coincides"]
+    assert len(over) == 1 and over[0].get_linestyle() == "--" and over[0].get_markerfacecolor() == "none"
+    assert "jax and torch (framework) coincide (largest difference 1e-07)" in " ".join(fig.memlab_caption)
+    df.loc[df["framework"] == "jax", "acc"] += 0.1   # apart: nothing to say
+    fig = render({"type": "lines", "name": "l", "x": "gain", "y": "acc", "hue": "framework"}, df, ctx)
+    assert not [line for line in fig.axes[0].lines if line.get_gid() == "coincides"]
+
+
+def test_strip_shaped_2d_data_are_not_squashed(ctx, tmp_path):
+    fig = render({"type": "dataset_2d", "name": "d", "dataset": "lines"}, None, ctx)
+    path = save(fig, tmp_path)
+    ax = fig.axes[0]
+    assert ax.get_aspect() == "auto"
+    from matplotlib.image import imread
+    h, w = imread(path).shape[:2]
+    assert h > 0.25 * w    # not a 30-pixel strip
+    moons = render({"type": "dataset_2d", "name": "d", "dataset": "moons"}, None, ctx).axes[0]
+    assert moons.get_aspect() == 1.0 and moons.get_legend() is not None
+
+
+def test_one_image_per_class_is_a_titled_grid(ctx, tmp_path):
+    fig = render({"type": "dataset_images", "name": "d", "dataset": "digits", "n_per_class": 1,
+                  "figsize": [3.0, 1.2]}, None, ctx)
+    save(fig, tmp_path)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 10 and [ax.get_title() for ax in shown] == [str(c) for c in range(10)]
+    rows = {round(ax.get_position().y0, 3) for ax in shown}
+    assert len(rows) == 2    # two rows of five, not ten rows of one

@@ -36,7 +36,9 @@ def test_results_csv_has_params_index_and_values(toy):
     toy.experiment("t", {"trial": "toytrial", "param_grid": {"x": [3, 1, 2], "y": [0.5, 0.25]}})
     assert run("t") == 0
     df = pd.read_csv(toy.path / "results" / "t.csv")
-    assert list(df.columns[:4]) == ["x", "y", "_index", "_key"]
+    # every resolved parameter is a column: the grid's, then the trial's declared defaults
+    assert list(df.columns[:7]) == ["x", "y", "fail_at", "sleep", "log", "_index", "_key"]
+    assert list(df.columns[-2:]) == ["_code", "_git"]
     assert list(df["_index"]) == list(range(6))                  # sorted by grid position
     assert (df["z"] == df["x"] * 10 + df["y"]).all()
     series = pd.read_csv(toy.path / "results" / "t_series.csv")
@@ -53,7 +55,8 @@ def test_results_do_not_depend_on_workers(toy):
     assert run("one") == 0 and run("two", tasks=2) == 0
     a, b = (pd.read_csv(toy.path / "results" / f"{n}.csv") for n in ("one", "two"))
     pd.testing.assert_frame_equal(a, b)                       # `noise` is seeded from the parameters
-    assert len(list((toy.path / "results" / "two" / "records").glob("*.jsonl"))) == 2
+    # one record file per worker process that ran trials (a worker slow to start may get none)
+    assert 1 <= len(list((toy.path / "results" / "two" / "records").glob("*.jsonl"))) <= 2
 
 
 def test_same_command_resumes_and_extending_the_grid_keeps_finished_trials(toy):

@@ -35,9 +35,10 @@ from pathlib import Path
 
 from memlab import io
 from memlab.backends import Incomplete, describe
-from memlab.config import Trial
+from memlab.params import Trial
 from memlab.errors import ConfigError, UserError
 from memlab.store import Store, Summary
+from memlab.units import format_mem, hms, parse_mem, parse_time  # noqa: F401  (used by sge.py/slurm.py)
 
 REPO = Path(__file__).resolve().parent.parent.parent   # where sge.sh, slurm.sh and memlab/ live
 SCHEDULERS = {"sge": "memlab.backends.sge", "slurm": "memlab.backends.slurm"}
@@ -94,39 +95,6 @@ def resources(exp, opts) -> dict:
     return res
 
 
-def parse_mem(text, file=None) -> int:
-    """'4G', '500M', '1.5G', '2T' -> megabytes (a bare number is megabytes, as in SLURM)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*", str(text))
-    if not m:
-        raise ConfigError(f"cannot read memory '{text}'", file=file, key="resources.mem / --mem",
-                          fix="write it with a unit: 500M, 4G, 1T")
-    scale = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 ** 2}[m[2].lower()]
-    return max(1, round(float(m[1]) * scale))
-
-
-def format_mem(mb: int) -> str:
-    return f"{mb // 1024}G" if mb % 1024 == 0 else f"{mb}M"
-
-
-def parse_time(text, file=None) -> int:
-    """'02:00:00', '1-12:00:00', '90:00' (min:sec), '2h', '30m', '1d', '45s' -> seconds."""
-    s = str(text).strip()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", s)
-    if m:
-        return round(float(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]])
-    m = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d\d)(?::(\d\d))?", s)
-    if m:
-        days, a, b, c = int(m[1] or 0), int(m[2]), int(m[3]), m[4]
-        hours, minutes, seconds = (a, b, int(c)) if c is not None else (0, a, b)
-        return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    raise ConfigError(f"cannot read time limit '{text}'", file=file, key="resources.time / --time",
-                      fix="write HH:MM:SS (02:00:00), D-HH:MM:SS (1-12:00:00), or 90m, 2h, 1d")
-
-
-def hms(seconds: int) -> str:
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
 # ---------------------------------------------------------------- sharing ---
 def n_tasks(requested: int, n_pending: int, limit: int) -> int:
     """--tasks N clamped to the pending trials and the scheduler's array limit; -1 = one per trial."""
@@ -148,7 +116,8 @@ def deal(trials: list[Trial], n: int, seed: int = 0) -> list[list[Trial]]:
 
 
 # ---------------------------------------------------------------- manifest ---
-def write_manifest(store: Store, exp, backend: str, shares: list[list[Trial]], res: dict) -> Path:
+def write_manifest(store: Store, exp, backend: str, shares: list[list[Trial]], res: dict,
+                   timeout: float | None = None) -> Path:
     """Freeze what every task will run; written atomically before submission."""
     stamp = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     path = store.dir / "manifests" / f"{stamp}.json"
@@ -159,7 +128,9 @@ def write_manifest(store: Store, exp, backend: str, shares: list[list[Trial]], r
         "cwd": os.getcwd(), "results_dir": str(store.base.resolve()), "python": sys.executable,
         "env": {k: os.environ[k] for k in ("MEMLAB_ROOT", "MEMLAB_FSYNC") if k in os.environ},
         "resources": res,
-        "tasks": [[{"index": t.index, "key": t.key, "params": t.params} for t in share] for share in shares],
+        "timeout": timeout,             # seconds a trial may run inside a task (None: no limit)
+        "tasks": [[{"index": t.index, "key": t.key, "params": t.params, "seed": t.seed} for t in share]
+                  for share in shares],
     }
     io.write_text(path, json.dumps(manifest, indent=1) + "\n")
     return path
@@ -171,7 +142,7 @@ def load_manifest(path) -> dict:
 
 def share(manifest: dict, task: int) -> list[Trial]:
     """The trials of array task `task` (1-based)."""
-    return [Trial(t["index"], t["key"], t["params"]) for t in manifest["tasks"][task - 1]]
+    return [Trial(t["index"], t["key"], t["params"], t.get("seed", 0)) for t in manifest["tasks"][task - 1]]
 
 
 @dataclasses.dataclass
@@ -232,7 +203,7 @@ def submit(sched, exp, pending: list[Trial], store: Store, opts) -> Submission:
     if opts.tasks > n or (opts.tasks == -1 and n < len(pending)):
         why = f"the array limit is {limit}" if n == limit and n < len(pending) else f"{len(pending)} trials to run"
         print(f"using {n} array tasks ({why})")
-    manifest = write_manifest(store, exp, sched.NAME, deal(pending, n), res)
+    manifest = write_manifest(store, exp, sched.NAME, deal(pending, n), res, getattr(opts, "timeout", None))
     logs = store.dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)   # a missing -o folder makes SGE hang the job
     cmd = sched.command(script=REPO / sched.SCRIPT, python=sys.executable, repo=REPO, manifest=manifest.resolve(),

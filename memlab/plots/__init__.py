@@ -11,3 +11,4 @@ from memlab.plots import lectures  # noqa: F401,E402  (registers iterates, attra
 from memlab.plots import criticality  # noqa: F401,E402  (registers training_panels, layer_heatmap)
 from memlab.plots.context import PlotContext, add_derived_columns  # noqa: F401,E402
 from memlab.plots.rendering import apply_query, describe_plots, render  # noqa: F401,E402
+from memlab.plots.columns import check_columns, trial_columns  # noqa: F401,E402

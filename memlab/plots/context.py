@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from memlab import datasets
 from memlab.errors import UserError
+from memlab.lazy import lazy
 from memlab.paths import RESULTS_DIR
+
+pd = lazy("pandas")
 
 
 @dataclass

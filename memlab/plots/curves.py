@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 from memlab.plots.common import (
-    draw_lines, legend_title, new_figure, nonempty, require_columns, summarize, value_limits)
+    add_caption, band_caption, data_ticks, display_name, draw_lines, legend_title, new_figure, nonempty,
+    require_columns, summarize, value_limits)
 from memlab.plots.registry import option, register
 
 
@@ -14,24 +15,28 @@ def _line_plot(df, spec, *, markers: bool):
     x, y, hue, style = option(spec, "x"), spec["y"], option(spec, "hue"), option(spec, "style")
     require_columns(df, spec, "x", "y", "hue", "style")
     nonempty(df, spec)
-    summary = summarize(df, x, y, [c for c in (hue, style) if c], option(spec, "agg"), option(spec, "band"))
+    agg = option(spec, "agg")
+    summary = summarize(df, x, y, [c for c in (hue, style) if c], agg, option(spec, "band"),
+                        option(spec, "bounds"), option(spec, "min_n"))
     fig, ax = new_figure(spec)
     draw_lines(ax, summary, x, hue, style, cmap=option(spec, "cmap"), markers=markers,
-               markersize=option(spec, "markersize"))
+               markersize=option(spec, "markersize"), spec=spec)
     if option(spec, "logx"):
         ax.set_xscale("log")
     if option(spec, "logy"):
         ax.set_yscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    data_ticks(ax, "x", summary[x], log=bool(option(spec, "logx")))
+    ax.set_xlabel(display_name(spec, x))
+    ax.set_ylabel(display_name(spec, y))
     if hue or style:
-        ax.legend(title=legend_title(hue, style))
+        ax.legend(title=legend_title(hue, style, spec))
+    add_caption(fig, band_caption(summary, agg, option(spec, "min_n")))
     value_limits(ax, spec)
     return fig
 
 
-LINE_OPTIONS = {"hue": None, "style": None, "band": "ci", "agg": "mean", "logx": False, "logy": False,
-                "cmap": None}
+LINE_OPTIONS = {"hue": None, "style": None, "band": "ci", "agg": "mean", "bounds": "auto", "min_n": 5,
+                "logx": False, "logy": False, "cmap": None}
 
 
 @register("curves", required=("y",), table="series", options={"x": "epoch", **LINE_OPTIONS, "markers": False})
@@ -45,7 +50,13 @@ def curves(df, spec, ctx):
     hue        -- a column: one colour per value (default None)
     style      -- a column: one dash pattern per value (default None)
     agg        -- how repeats combine (default "mean")
-    band       -- "ci" (95% confidence interval of the mean), "std" or "none" (default "ci")
+    band       -- "ci" (a 95 % interval of the mean: Wilson's for a 0/1 column, Student's t
+                  otherwise), "std" (+- one standard deviation) or "none" (default "ci")
+    bounds     -- the range y can take, [lo, hi] (either may be null); bands are clipped to
+                  it (default "auto": [0, 1] when every value is in [0, 1], [0, inf) when none
+                  is negative; null: unbounded)
+    min_n      -- points with fewer trials than this get no band, and the caption says so
+                  (default 5)
     logx, logy -- logarithmic axes (default False)
     markers    -- a marker at each point (default False)
     cmap       -- colour map for hue (default: a light-to-dark ramp for numbers, tab10 otherwise)
@@ -65,7 +76,13 @@ def lines(df, spec, ctx):
     hue        -- a column: one colour per value (default None)
     style      -- a column: one dash pattern and marker per value (default None)
     agg        -- how repeats combine (default "mean")
-    band       -- "ci" (95% confidence interval of the mean), "std" or "none" (default "ci")
+    band       -- "ci" (a 95 % interval of the mean: Wilson's for a 0/1 column, Student's t
+                  otherwise), "std" (+- one standard deviation) or "none" (default "ci")
+    bounds     -- the range y can take, [lo, hi] (either may be null); bands are clipped to
+                  it (default "auto": [0, 1] when every value is in [0, 1], [0, inf) when none
+                  is negative; null: unbounded)
+    min_n      -- points with fewer trials than this get no band, and the caption says so
+                  (default 5)
     logx, logy -- logarithmic axes (default False)
     markers    -- a marker at each point (default True)
     cmap       -- colour map for hue (default: a light-to-dark ramp for numbers, tab10 otherwise)

@@ -33,11 +33,40 @@ def class_styles(ds) -> list[dict]:
 
 
 def scatter_classes(ax, X, y, styles, markersize, zorder=2) -> None:
-    """One scatter collection per class, in class order."""
+    """One scatter collection per class, in class order; markersize None: 2 points, or 5 for a
+    dataset of at most 200 points (a handful of dots must stay visible)."""
+    markersize = markersize if markersize is not None else (2 if len(X) > 200 else 5)
     for c in np.unique(y):
         pts = X[y == c]
         ax.scatter(pts[:, 0], pts[:, 1], s=markersize ** 2, linewidths=0, zorder=zorder,
                    gid=f"class_{int(c)}", **styles[int(c)])
+
+
+MAX_EQUAL_RATIO = 3.0
+
+
+def set_aspect(ax, X, spec: dict) -> None:
+    """Equal axis scales (a circle stays round) unless the data are more than 3 times wider than
+    tall (or taller than wide): then each axis gets its own scale, or the plot is a thin strip."""
+    equal = option(spec, "equal_aspect")
+    if equal is None:
+        lo, hi = np.min(X, axis=0), np.max(X, axis=0)
+        w, h = (float(v) for v in np.maximum(hi - lo, 1e-12))
+        equal = max(w / h, h / w) <= MAX_EQUAL_RATIO
+    if equal:
+        ax.set_aspect("equal")
+    else:   # points on the edge of a strip would touch the frame
+        ax.margins(x=0.05, y=0.4)
+
+
+def fitted_figsize(spec: dict, X, width: float = 6.4, axes_share: float = 0.5) -> dict:
+    """The spec with a figure height that fits equal-aspect data (no empty band above and below)."""
+    if option(spec, "figsize") is not None:
+        return spec
+    lo, hi = np.min(X, axis=0), np.max(X, axis=0)
+    w, h = (float(v) for v in np.maximum(hi - lo, 1e-12))
+    ratio = h / w if max(w / h, h / w) <= MAX_EQUAL_RATIO else 0.5
+    return {**spec, "figsize": (width, min(8.0, width * axes_share * ratio + 1.1))}
 
 
 def check_2d(ds, spec) -> None:
@@ -48,20 +77,24 @@ def check_2d(ds, spec) -> None:
 
 
 @register("dataset_2d", required=("dataset",), uses_results=False,
-          options={"markersize": 2, "split": "all"})
+          options={"markersize": None, "split": "all", "equal_aspect": None})
 def dataset_2d(df, spec, ctx):
     """A 2-D dataset as a scatter plot, one colour and marker per class.
 
     dataset    -- dataset name (required)
     split      -- "all", "train" or "test" (default "all")
-    markersize -- marker size in points (default 2)
-    legend     -- true or {"title": ..., "labels": [...]} shows the class legend (default: none)
+    markersize -- marker size in points (default None: 2, or 5 for at most 200 points)
+    equal_aspect -- the same scale on both axes (default None: yes, unless the data are more
+                  than 3 times wider than tall or taller than wide)
+    legend     -- false hides the class legend; {"title": ..., "labels": [...]} renames it
+                  (default: shown beside the axes)
     """
     ds = load(ctx, spec)
     check_2d(ds, spec)
-    fig, ax = new_figure(spec)
+    fig, ax = new_figure(fitted_figsize(spec, ds.X, axes_share=0.75))
     scatter_classes(ax, ds.X, ds.y, class_styles(ds), option(spec, "markersize"))
-    ax.set_aspect("equal")
+    set_aspect(ax, ds.X, spec)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="class")
     return fig
 
 
@@ -127,7 +160,9 @@ def dataset_images(df, spec, ctx):
     seed         -- None takes the first images of each class, an integer draws them at random
                     (default None)
     split        -- "all", "train" or "test" (default "all")
-    rows, cols   -- lay the images out row by row on this grid instead (default None)
+    rows, cols   -- lay the images out row by row on this grid instead (default None: one row
+                    per class; with one image per class, a grid of at most two rows, each
+                    image titled with its class)
     img_height, img_width, img_channels -- the image shape, when the dataset's metadata lacks
                     it (default None: the dataset's image_shape)
     One-channel images use the gray colour map (0 black, 1 white).
@@ -138,6 +173,9 @@ def dataset_images(df, spec, ctx):
     classes = chosen_classes(ds, spec)
     picks = [(c, i) for c in classes for i in pick(ds.y, c, n, seed)]
     rows, cols = option(spec, "rows"), option(spec, "cols")
+    titled = n == 1   # one image per class: a grid of classes, each titled with its name
+    if titled and rows is None and cols is None:
+        cols = len(classes) if len(classes) <= 6 else int(np.ceil(len(classes) / 2))
     if rows is None and cols is None:
         rows, cols = len(classes), n
         cells = [(classes.index(c), j) for c, j in _rank(picks)]
@@ -145,7 +183,8 @@ def dataset_images(df, spec, ctx):
         rows = rows or int(np.ceil(len(picks) / cols))
         cols = cols or int(np.ceil(len(picks) / rows))
         cells = [divmod(k, cols) for k in range(len(picks))][: rows * cols]
-    spec = {**spec, "figsize": option(spec, "figsize") or (0.6 * cols + 0.6, 0.6 * rows + 0.2)}
+    spec = {**spec, "figsize": option(spec, "figsize") or (0.6 * cols + (0.2 if titled else 0.6),
+                                                              (0.75 if titled else 0.6) * rows + 0.2)}
     fig, axs = new_figure(spec, rows, cols, squeeze=False)
     for ax in axs.flat:
         ax.axis("off")
@@ -154,7 +193,9 @@ def dataset_images(df, spec, ctx):
         ax = axs[r, k]
         ax.imshow(as_image(ds.X[i], shape), cmap="gray" if shape[2] == 1 else None, vmin=0, vmax=1,
                   interpolation="nearest")
-        if option(spec, "rows") is None and k == 0:
+        if titled:
+            ax.set_title(str(names[c]), fontsize="small", pad=2)
+        elif option(spec, "rows") is None and k == 0:
             ax.text(-0.1, 0.5, str(names[c]), transform=ax.transAxes, ha="right", va="center")
     return fig
 
@@ -189,7 +230,7 @@ def samples_1d(df, spec, ctx):
     for ax, c in zip(axs[0], classes):
         for j, i in enumerate(pick(ds.y, c, n, seed)):
             ax.plot(pixels, ds.X[i], color=f"C{j}", linewidth=1.0, gid=f"class_{c}")
-        ax.set_title(str(names[c]))
+        ax.set_title(f"{names[c]}: {n} samples")
         ax.set_xlabel("pixel")
     axs[0, 0].set_ylabel("value")
     return fig

@@ -13,8 +13,11 @@ import itertools
 import numpy as np
 
 from memlab.errors import ConfigError
-from memlab.plots.common import new_figure
-from memlab.plots.data import check_2d, class_styles, load, scatter_classes
+from memlab.plots.common import add_caption, new_figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from memlab.plots.data import check_2d, class_styles, fitted_figsize, load, scatter_classes, set_aspect
 from memlab.plots.registry import option, register
 
 MODEL_KEYS = ("n_iter", "max_bias", "activation")
@@ -36,11 +39,7 @@ def normalize_boundary(spec: dict) -> dict:
 
 
 def fit_model(X, y, spec: dict):
-    try:
-        import algorithm
-    except ImportError as e:
-        raise ConfigError(f"boundary_2d needs the top-level module 'algorithm' ({e})", key="type",
-                          fix="run plot.py from the project's root folder") from None
+    from memlab import algorithm   # here: numba and scikit-learn load only when a boundary is drawn
     params = {**(option(spec, "model") or {}), **{k: option(spec, k) for k in MODEL_KEYS}}
     return algorithm.get_model(params, random_state=option(spec, "seed")).fit(np.array(X), np.array(y))
 
@@ -55,7 +54,8 @@ def grid_over(ax, resolution: int):
 
 @register("boundary_2d", required=("dataset",), uses_results=False, normalize=normalize_boundary,
           options={"n_iter": 100, "max_bias": 1.0, "activation": "thres", "model": {}, "seed": 0,
-                   "resolution": 150, "samples_on_top": True, "markersize": 2, "split": "all"})
+                   "resolution": 150, "samples_on_top": True, "markersize": None, "split": "all",
+                   "equal_aspect": None})
 def boundary_2d(df, spec, ctx):
     """The fitted network's decision regions on a 2-D binary dataset.
 
@@ -72,10 +72,12 @@ def boundary_2d(df, spec, ctx):
     seed           -- the model's random_state (default 0)
     resolution     -- grid points per axis where the regions are evaluated (default 150)
     samples_on_top -- draw the samples over the regions (default True)
-    markersize     -- sample marker size in points (default 2)
+    markersize     -- sample marker size in points (default None: 2, or 5 for at most 200 points)
     split          -- "all", "train" or "test" (default "all")
+    equal_aspect   -- the same scale on both axes (default None: yes, unless the data are more
+                      than 3 times wider than tall or taller than wide)
     xlim, ylim     -- the drawn window, also where the regions are evaluated (default: the data's)
-    legend         -- false hides the class legend (default: shown)
+    legend         -- false hides the legend of classes and marks (default: shown, beside the axes)
     """
     ds = load(ctx, spec)
     check_2d(ds, spec)
@@ -84,11 +86,11 @@ def boundary_2d(df, spec, ctx):
         raise ConfigError(f"plot '{spec['name']}': boundary_2d needs two classes, '{ds.name}' has "
                           f"{len(labels)}", key="dataset", fix="use a binary dataset (moons, lines)")
     model = fit_model(ds.X, ds.y, spec)
-    fig, ax = new_figure(spec)
+    fig, ax = new_figure(fitted_figsize(spec, ds.X))
     ax.grid(False)
     scatter_classes(ax, ds.X, ds.y, class_styles(ds), option(spec, "markersize"),
                     zorder=3 if option(spec, "samples_on_top") else 0.5)
-    ax.set_aspect("equal")
+    set_aspect(ax, ds.X, spec)
     if option(spec, "xlim") is not None:
         ax.set_xlim(*option(spec, "xlim"))
     if option(spec, "ylim") is not None:
@@ -107,8 +109,25 @@ def boundary_2d(df, spec, ctx):
         a = int(model.anchor_[j])
         ax.plot(ds.X[a, 0], ds.X[a, 1], "*", markersize=12, markerfacecolor=color, markeredgewidth=1.0,
                 markeredgecolor="black", zorder=4, gid="anchor")
-    ax.legend()
+    handles = ax.get_legend_handles_labels()[0] + legend_marks(colors, predicted.any() and not predicted.all())
+    wide = not ax.get_aspect() == 1.0
+    ax.legend(handles=handles, frameon=False, fontsize="small",
+              **({"loc": "upper center", "bbox_to_anchor": (0.5, -0.12), "ncols": 3} if wide else
+                 {"loc": "center left", "bbox_to_anchor": (1.0, 0.5)}))
+    add_caption(fig, f"{len(colors)} second-layer neurons: each fires in its coloured region, built "
+                     f"around the point marked by the star in its colour")
     return fig
+
+
+def legend_marks(colors, boundary: bool) -> list:
+    """Legend entries for what boundary_2d draws besides the classes."""
+    marks = [Patch(facecolor=colors[0] if colors else "C0", alpha=0.5, edgecolor=colors[0] if colors else "C0",
+                   label="a neuron's region (one colour each)"),
+             Line2D([], [], marker="*", linestyle="none", markersize=9, markerfacecolor="0.8",
+                    markeredgecolor="black", label="the point it was built around")]
+    if boundary:
+        marks.append(Line2D([], [], color="black", linestyle="dashed", linewidth=1.0, label="decision boundary"))
+    return marks
 
 
 def draw_region(ax, xx, yy, inside: np.ndarray, color) -> None:

@@ -21,8 +21,10 @@ from memlab.errors import ConfigError, choices_hint
 COMMON_OPTIONS = {
     "figsize": None, "xlabel": None, "ylabel": None, "title": None, "xticks": None, "yticks": None,
     "xlim": None, "ylim": None, "vmin": None, "vmax": None, "legend": None, "outline": None,
-    "markersize": None, "query": None,
+    "markersize": None, "query": None, "names": None, "value_names": None, "caption": None,
+    "theme": "memlab", "dpi": None,
 }
+THEMES = ("memlab", "paper")
 
 TABLES = ("results", "series", "none")
 
@@ -88,6 +90,15 @@ def validate(spec, *, file=None, where: str = "plots") -> None:
         if k not in known:
             raise ConfigError(f"plot '{spec['name']}' ({kind}) has no option '{k}'", file=file,
                               key=f"{where}.{k}", fix=choices_hint(k, known))
+    theme = spec.get("theme", "memlab")
+    if theme not in THEMES:
+        raise ConfigError(f"plot '{spec['name']}': unknown theme '{theme}'", file=file, key=f"{where}.theme",
+                          fix=choices_hint(str(theme), THEMES))
+    for k in ("names", "value_names"):
+        if spec.get(k) is not None and not isinstance(spec[k], dict):
+            raise ConfigError(f"plot '{spec['name']}': '{k}' must be an object", file=file, key=f"{where}.{k}",
+                              fix='write e.g. "names": {"max_bias": "max bias λ"}' if k == "names" else
+                              'write e.g. "value_names": {"corruption": {"none": "true labels"}}')
 
 
 def option(spec: dict, key: str):

@@ -5,15 +5,17 @@ README's table of plot types.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
-import matplotlib.pyplot as plt
-import pandas as pd
-
 from memlab.errors import ConfigError, choices_hint
-from memlab.plots.common import apply_common, rc
+from memlab.lazy import lazy
+from memlab.plots.common import apply_common, drawing_into, rc
 from memlab.plots.registry import COMMON_OPTIONS, PLOTS, normalized, option, validate
+
+plt = lazy("matplotlib.pyplot")
+pd = lazy("pandas")
 
 
 def apply_query(df: pd.DataFrame, spec: dict) -> pd.DataFrame:
@@ -59,22 +61,27 @@ def table_for(spec: dict, df, ctx):
     return df
 
 
-def render(spec: dict, df: pd.DataFrame | None, ctx) -> plt.Figure:
+def render(spec: dict, df: pd.DataFrame | None, ctx, ax=None) -> plt.Figure:
     """Draw one plot: normalize and check the spec, select rows by `query`, call the plot type,
-    then apply the options every plot shares.  The figure is not registered with pyplot."""
+    then apply the options every plot shares.  The figure is not registered with pyplot.
+
+    With `ax` (a subplot of a figure of yours), the plot is drawn in ax's place and the
+    returned figure is a subfigure of ax's figure."""
     validate(spec)
     spec = normalized(spec)
     table = table_for(spec, df, ctx)
     if table is not None and PLOTS[spec["type"]].table != "none":
         table = apply_query(table, spec)
-    with plt.rc_context(rc(spec)):
+    with plt.rc_context(rc(spec)), (drawing_into(ax) if ax is not None else contextlib.nullcontext()):
         fig = PLOTS[spec["type"]].fn(table, spec, ctx)
         apply_common(fig, spec)
     return fig
 
 
 def _first_line(fn) -> str:
-    return (fn.__doc__ or "").strip().splitlines()[0].rstrip(".") if fn.__doc__ else ""
+    """The docstring's first paragraph, on one line."""
+    paragraph = (fn.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split()).rstrip(".")
 
 
 def _cell(text: str) -> str:

@@ -67,6 +67,10 @@ def receptive_fields(df, spec, ctx):
         ax.plot(pixels, W[u], color="C0", linewidth=0.8, gid="unit")
         ax.axhline(0.0, color="0.6", linewidth=0.5)
         ax.set_title(f"unit {u}")
+    for ax in axs[-1]:
+        ax.set_xlabel("pixel")
+    for ax in axs[:, 0]:
+        ax.set_ylabel("weight")
     where = option(spec, "where") or {}
     fig.suptitle(", ".join(f"{k} = {fmt(v)}" for k, v in where.items()) or f"trial {row['_key']}")
     return fig

@@ -55,6 +55,7 @@ ACTIVATIONS = {
 }
 SNAPSHOTS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)   # iteration steps kept for the plot
 
+RETURNS = ("n_train_used", "d", "steps", "final_loss", "converged", "fit_time", "n_params", "frac_*", "rho_*", "n_noise_targets", "step", "loss")  # noqa: E501
 PARAMS = {
     **DATASET_PARAMS,
     "dataset": Param("digits", help="an image dataset; the training images are drawn from `split`"),

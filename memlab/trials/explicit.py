@@ -58,6 +58,7 @@ CODINGS = ("value", "onehot")
 METHODS = ("zhang", "algorithm2")
 PREDICT_CHUNK = 4096     # rows per block in predict: the hidden layer is (rows x n)
 
+RETURNS = ("n_points_used", "d", "n_classes", "score", "fit_time", "width", "n_weights", "margin", "min_gap", "max_abs_weight", "distinct")  # noqa: E501
 PARAMS = {
     **DATASET_PARAMS,
     "dataset": REQUIRED,
@@ -249,7 +250,7 @@ def fit_zhang(p: dict, X, y, seed: int) -> dict:
 
 def fit_algorithm2(p: dict, X, y, seed: int) -> dict:
     """Algorithm 2 on the same rows: its width is the second layer's (summed over classes)."""
-    import algorithm   # the top-level module beside run.py; imported here, only this method needs it
+    from memlab import algorithm   # imported here: only this method needs it
 
     model = algorithm.Memorizer(n_iter=int(p["n_iter"]), max_bias=float(p["max_bias"]),
                                 activation=p["activation"], random_state=seed)

@@ -32,6 +32,7 @@ from scipy import linalg
 from memlab.datasets import DATASET_PARAMS, load_dataset
 from memlab.params import REQUIRED, Param, resolve, trial_seed
 
+RETURNS = ("n_train_used", "n_test", "gamma_used", "train_*", "test_*", "score", "residual", "rkhs_norm", "alpha_norm", "solver", "fit_time", "eig_min", "condition")  # noqa: E501
 PARAMS = {
     **{k: v for k, v in DATASET_PARAMS.items() if k != "split"},   # the trial takes both splits itself
     "dataset": REQUIRED,

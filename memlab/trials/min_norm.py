@@ -30,6 +30,7 @@ import numpy as np
 
 from memlab.params import Param, resolve, trial_seed
 
+RETURNS = ("N", "dist_*", "norm*", "train_mse", "test_mse*", "steps", "converged", "fit_time", "rank", "step")  # columns and series
 PARAMS = {
     "d": Param(200, help="input dimension"),
     "ratio": Param(0.5, help="N / d: samples per dimension (N = round(ratio d), at least 1)"),

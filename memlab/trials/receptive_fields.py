@@ -44,6 +44,7 @@ from memlab.datasets import gp
 from memlab.params import Param, resolve, trial_seed
 from memlab.trials._torch import torch_threads
 
+RETURNS = ("fit_time", "test_acc", "test_loss", "train_acc", "ipr_*", "frac_localized", "step")  # results and series columns
 PARAMS = {
     "D": Param(100, help="input dimension: pixels on the ring"),
     "xi0": Param(1.0, help="correlation length of class y = -1"),
@@ -231,6 +232,10 @@ def _train_torch(p: dict, seed: int) -> dict:
 @functools.cache
 def jax_impl():
     """The jax functions, built on first use (importing jax is slow; torch users skip it)."""
+    # memlab.trials._jax sets JAX's GPU flags (allocate memory as needed, deterministic ops),
+    # which only count when set before JAX starts its backend: without it a worker on a GPU
+    # reserves 75 % of the GPU's memory, and the next worker sharing that GPU runs out.
+    from memlab.trials import _jax  # noqa: F401
     import jax
     import jax.numpy as jnp
     from jax.scipy.special import erf

@@ -26,6 +26,7 @@ from memlab.params import REQUIRED, Param, resolve, trial_seed
 from memlab.trials._train import (
     INIT, Augment, Checkpoint, batch_slices, center_crop, epoch_batches, lr_at, rng, run_epochs, subset)
 
+RETURNS = ("train_*", "test_*", "*_to_fit", "epochs_run", "n_train", "n_params", "seconds", "examples_per_s", "resumed_from", "device_used", "epoch")  # noqa: E501
 PARAMS = {
     **DATASET_PARAMS,
     "dataset": REQUIRED,

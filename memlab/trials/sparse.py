@@ -58,8 +58,12 @@ from memlab.trials._torch import set_lr, torch_threads
 from memlab.trials._train import INIT, SUBSET, Augment, epoch_batches, rng, subset
 
 METHODS = ("dense", "finetune", "scratch", "lottery", "random", "magnitude", "iterative")
-FROM_DENSE = ("finetune", "magnitude", "iterative", "scratch", "lottery")   # start from the dense run
 
+# Flat results and series columns (plot specs are checked against them; * globs).
+RETURNS = ("train_acc", "clean_acc", "noisy_correct", "noisy_memorized", "test_*", "train_entropy", "gen_gap",
+           "fisher_trace*", "hessian_trace*", "jacobian_norm", "n_noisy", "frac_noisy", "sparsity_*", "n_nonzero",
+           "n_weights", "density", "epochs_total", "n_train", "fit_time", "measure_time", "device_used",
+           "epoch", "loss", "lr")
 PARAMS = {
     **{k: v for k, v in DATASET_PARAMS.items() if k != "split"},    # train on the train split, test on test
     "dataset": Param("digits", help="a dataset with an official train/test split"),
@@ -102,6 +106,7 @@ PARAMS = {
 # run's seed and of its cache key, so every method and sparsity of a restart shares one dense network.
 PRUNING_PARAMS = ("method", "sparsity", "prune_scope", "finetune_epochs", "finetune_lr", "prune_rounds",
                   "threads", "device")
+NOT_SEEDED = ("threads", "device")     # how a trial runs, not what it draws
 MEASURES = ("fisher_trace", "fisher_trace_se", "hessian_trace", "hessian_trace_se", "jacobian_norm")
 
 
@@ -392,7 +397,13 @@ def trial(params: dict) -> dict:
     check(p)
     threads = p["threads"] or int(os.environ.get("MEMLAB_THREADS") or 1)
     with torch_threads(int(threads)):
-        return _trial(p, trial_seed(p), trial_seed({k: v for k, v in p.items() if k not in PRUNING_PARAMS}))
+        return _trial(p, trial_seed(p), dense_seed(p))
+
+
+def dense_seed(p: dict) -> int:
+    """The dense run's seed: an explicit `seed`, else a hash of the parameters that shape the dense
+    run (not the runner's per-trial `_seed`, which differs between methods and sparsities)."""
+    return trial_seed({k: v for k, v in p.items() if k not in PRUNING_PARAMS and not k.startswith("_")}, "sparse")
 
 
 def _trial(p: dict, seed: int, dense_seed: int) -> dict:
