@@ -8,7 +8,8 @@ registry.load_dataset applies `apply(ds, corruption, prob=corrupt_prob, seed=cor
 whole dataset and only then takes the train or test split, so the views agree with each other:
 
 - label corruptions change training labels only: rows marked `is_test` keep their true labels (a
-  dataset without the mask counts as all training data);
+  dataset without the mask counts as all training data); the result's `corrupted` mask marks the
+  rows whose label changed (a resampled label equal to the true one is not corrupted);
 - pixel corruptions change train and test images alike, as in the paper: `shuffled_pixels` uses one
   permutation for every image, `random_pixels` and `gaussian` draw per image from a stream fixed by
   (seed, the image's row in the full dataset).
@@ -24,9 +25,17 @@ import numpy as np
 
 from memlab.errors import DatasetError, choices_hint
 
-CORRUPTIONS = ("none", "partial_labels", "noisy_labels", "random_labels", "shuffled_pixels", "random_pixels",
-               "gaussian")
-LABEL_CORRUPTIONS = ("partial_labels", "noisy_labels", "random_labels")   # the test set keeps its labels
+CORRUPTIONS = ("none", "partial_labels", "noisy_labels", "random_labels", "symmetric", "asymmetric",
+               "shuffled_pixels", "random_pixels", "gaussian")
+# Corruptions of the labels alone: the test set keeps its labels, the result a `corrupted` mask.
+LABEL_CORRUPTIONS = ("partial_labels", "noisy_labels", "random_labels", "symmetric", "asymmetric")
+
+# Asymmetric noise between similar classes (Patrini et al. 2017, as in the code of Ye et al. 2022,
+# "The price of sparsity"): truck -> automobile, bird -> airplane, cat <-> dog, deer -> horse.
+CIFAR10_MAP = {"truck": "automobile", "bird": "airplane", "cat": "dog", "dog": "cat", "deer": "horse"}
+# Declared maps by dataset name (class name -> class name); a dataset may also declare its own in
+# meta["asymmetric_map"].  Any other dataset flips class c to c + 1 (mod the number of classes).
+ASYMMETRIC_MAPS = {"cifar10": CIFAR10_MAP, "cifar10_original": CIFAR10_MAP}
 ROWS_PER_STREAM = 1024   # per-image draws come from one random stream per block of this many rows
 
 
@@ -51,6 +60,10 @@ def apply(ds, corruption: str, *, prob: float = 0.0, seed: int = 0):
     noisy_labels    -- the KTH practical's corrupt_labels: exactly round(prob * n) of the n training
                        labels, chosen at random, each become a uniformly random *other* class
     random_labels   -- every training label becomes a uniformly random class (`prob` is ignored)
+    symmetric       -- each training label, with probability `prob`, becomes one of the *other*
+                       classes, uniformly (a fraction prob changes: "30 % symmetric flips")
+    asymmetric      -- each training label, with probability `prob`, becomes its class's image
+                       under `asymmetric_map(ds)` (classes the map leaves alone never change)
     shuffled_pixels -- one random permutation of the pixels, applied to every image
     random_pixels   -- an independent random permutation of the pixels of each image
     gaussian        -- every image replaced by Gaussian noise with the dataset's mean and variance
@@ -65,6 +78,10 @@ def apply(ds, corruption: str, *, prob: float = 0.0, seed: int = 0):
         y = _noisy_labels(ds, prob, seed)
     elif corruption == "random_labels":
         y = _random_labels(ds, 1.0, seed)
+    elif corruption == "symmetric":
+        y = _flip_labels(ds, prob, seed, "symmetric")
+    elif corruption == "asymmetric":
+        y = _flip_labels(ds, prob, seed, "asymmetric")
     elif corruption == "shuffled_pixels":
         X = _shuffled_pixels(ds, seed)
     elif corruption == "random_pixels":
@@ -74,7 +91,11 @@ def apply(ds, corruption: str, *, prob: float = 0.0, seed: int = 0):
     for a in (X, y):
         a.setflags(write=False)
     meta = {**ds.meta, "corruption": {"type": corruption, "prob": float(prob), "seed": int(seed)}}
-    return dataclasses.replace(ds, X=X, y=y, meta=meta)
+    corrupted = ds.corrupted
+    if corruption in LABEL_CORRUPTIONS:
+        corrupted = y != ds.y
+        corrupted.setflags(write=False)
+    return dataclasses.replace(ds, X=X, y=y, meta=meta, corrupted=corrupted)
 
 
 def _rng(seed: int, purpose: str, *block: int) -> np.random.Generator:
@@ -88,6 +109,48 @@ def _random_labels(ds, prob: float, seed: int) -> np.ndarray:
     # Draw for every row, then keep the training rows: row i's draw does not depend on the mask.
     flip = rng.random(n) < prob
     new = rng.integers(0, ds.n_classes, n)
+    if ds.is_test is not None:
+        flip &= ~ds.is_test
+    y = ds.y.copy()
+    y[flip] = new[flip].astype(y.dtype)
+    return y
+
+
+def asymmetric_map(ds) -> np.ndarray:
+    """target[c]: the class that asymmetric noise turns class c into (c itself: never flipped).
+
+    meta["asymmetric_map"] if the dataset declares one, else ASYMMETRIC_MAPS[name], both by
+    class name (or index); otherwise the next class cyclically, c -> c + 1 mod K.
+    """
+    k = ds.n_classes
+    declared = ds.meta.get("asymmetric_map") or ASYMMETRIC_MAPS.get(ds.name.split("[")[0])
+    if declared is None:
+        return (np.arange(k) + 1) % k
+    names = [str(c) for c in ds.meta.get("classes") or range(k)]
+
+    def index(c) -> int:
+        c = str(c)
+        if c in names:
+            return names.index(c)
+        if c.isdigit() and int(c) < k:
+            return int(c)
+        raise DatasetError(f"asymmetric map of '{ds.name}' names an unknown class '{c}'", key="corruption",
+                           fix=f"classes are {names}")
+
+    target = np.arange(k)
+    for src, dst in declared.items():
+        target[index(src)] = index(dst)
+    return target
+
+
+def _flip_labels(ds, prob: float, seed: int, kind: str) -> np.ndarray:
+    n, k = len(ds.y), ds.n_classes
+    rng = _rng(seed, kind)
+    flip = rng.random(n) < prob
+    if kind == "symmetric":        # one of the k - 1 other classes, uniformly
+        new = (ds.y.astype(np.int64) + rng.integers(1, k, n)) % k
+    else:
+        new = asymmetric_map(ds)[ds.y.astype(np.int64)]
     if ds.is_test is not None:
         flip &= ~ds.is_test
     y = ds.y.copy()

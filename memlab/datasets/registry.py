@@ -52,12 +52,17 @@ def register(name: str, *, kind: str = "synthetic", on_demand: bool = True, defa
 
 @dataclass
 class Dataset:
-    """Arrays plus metadata.  X is float32 (n, d); y holds class indices (n,)."""
+    """Arrays plus metadata.  X is float32 (n, d); y holds class indices (n,).
+
+    `corrupted` (bool, n) marks the rows whose label a label corruption changed (None: no label
+    corruption applied); it follows the rows through `split`.
+    """
     name: str
     X: np.ndarray
     y: np.ndarray
     is_test: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    corrupted: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
@@ -78,7 +83,8 @@ class Dataset:
             raise DatasetError(f"dataset '{self.name}' has no official train/test split", key="split",
                                fix="use split 'all', or a dataset with a split (mnist, cifar10, digits)")
         mask = self.is_test if which == "test" else ~self.is_test
-        return Dataset(f"{self.name}[{which}]", self.X[mask], self.y[mask], None, self.meta)
+        corrupted = None if self.corrupted is None else self.corrupted[mask]
+        return Dataset(f"{self.name}[{which}]", self.X[mask], self.y[mask], None, self.meta, corrupted)
 
 
 def spec(name: str) -> DatasetSpec:
