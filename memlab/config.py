@@ -110,6 +110,34 @@ class Experiment:
                 yield Trial(index, key_of_text(text, tid), p, seed)
                 index += 1
 
+    def trial_at(self, index: int) -> Trial:
+        """The trial at grid position `index`, without building the others (same as trials())."""
+        from memlab.params import identify
+        for g in self.param_grid:
+            items = sorted(g.items())
+            size = math.prod(len(v) for _, v in items)
+            if index >= size:
+                index -= size
+                continue
+            point, rest = {}, index
+            for k, values in reversed(items):          # the last key varies fastest
+                rest, j = divmod(rest, len(values))
+                point[k] = values[j]
+            p = {k: point[k] for k, _ in items}
+            p.update({k: v for k, v in self.defaults.items() if k not in g})
+            key, seed = identify(self.trial_id, p, tuple(getattr(self.module, "NOT_SEEDED", ())))
+            return Trial(self.index_of(g) + index, key, p, seed)
+        raise IndexError(index)
+
+    def index_of(self, grid: dict) -> int:
+        """The `_index` of the first trial of one of param_grid's grids."""
+        start = 0
+        for g in self.param_grid:
+            if g is grid:
+                return start
+            start += math.prod(len(v) for v in g.values())
+        raise ValueError("not one of this experiment's grids")
+
     def grid_points(self) -> Iterator[dict]:
         """The grid's own values per trial, in the same order as trials() (for legacy keys)."""
         return iter_grid(self.param_grid)

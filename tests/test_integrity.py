@@ -493,6 +493,7 @@ def test_planned_keys_and_seeds_are_identify_of_the_resolved_parameters(study):
     assert len(trials) == 7
     for t in trials:
         assert (t.key, t.seed) == identify("algorithm", t.params, algorithm.NOT_SEEDED)
+    assert [exp.trial_at(i) for i in range(7)] == trials           # one trial without the others
     fast, oracle = (next(t for t in trials if t.params.get("method") == m and t.params["n_iter"] == 10)
                     for m in ("fast", "oracle"))
     assert fast.params["method"] != oracle.params["method"] and fast.seed == oracle.seed and fast.key != oracle.key

@@ -99,7 +99,7 @@ def test_kernel_interpolation_generalizes_on_digits():
     out = kernel.trial({"dataset": "digits"})
     assert out["train_acc"] == 1.0 and out["residual"] < 1e-6
     assert out["test_acc"] > 0.97 and out["n_test"] == 359
-    assert out["solver"] == "cholesky" and np.isfinite(out["condition"])
+    assert out["solver"] == "cholesky" and np.isfinite(out["condition_number"])
 
 
 def test_kernel_interpolates_random_labels_at_chance_on_the_test_set():

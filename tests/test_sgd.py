@@ -141,7 +141,7 @@ def test_same_seed_same_result(framework):
          "n_train": 500}
     a, b = sgd.trial(p), sgd.trial(p)
     assert without_timing(a) == without_timing(b)
-    assert a["n_train"] == 500 and len(a["series"]["epoch"]) == 2
+    assert a["n_train_used"] == 500 and len(a["series"]["epoch"]) == 2
     assert without_timing(sgd.trial({**p, "seed": 1})) != without_timing(a)
 
 
@@ -157,7 +157,7 @@ def test_true_labels_are_fitted_and_generalize(framework):
 def test_eval_every_and_split_all():
     r = sgd.trial({**DIGITS, "epochs": 5, "eval_every": 2, "split": "all"})
     assert r["series"]["epoch"] == [2, 4, 5]            # and always the last epoch
-    assert r["n_train"] == 1797 and r["test_acc"] is None and r["test_error"] is None
+    assert r["n_train_used"] == 1797 and r["test_acc"] is None and r["test_error"] is None
 
 
 def test_cuda_asked_for_but_missing_is_a_clear_error():

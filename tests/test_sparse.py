@@ -165,7 +165,7 @@ def test_resnet32_at_reduced_scale():
                     "n_train": 128, "epochs": 2, "finetune_epochs": 0, "record_every": 1, "optimizer": "sgd",
                     "lr": 0.05, "augment": True, "curvature_points": 16, "hessian_probes": 2})
     assert out["n_weights"] == 29_156     # 31 3x3 convolutions, 2 1x1 projections, the 16 -> 10 classifier
-    assert out["sparsity_achieved"] == pytest.approx(0.9, abs=1e-4) and out["n_train"] == 128
+    assert out["sparsity_achieved"] == pytest.approx(0.9, abs=1e-4) and out["n_train_used"] == 128
     assert out["series"]["epoch"] == [1, 2] and np.isfinite(out["hessian_trace"])
 
 

@@ -444,7 +444,7 @@ def data_ticks(ax, which: str, values, *, log: bool) -> None:
         if len(unique) <= MAX_DATA_TICKS and unique[-1] - unique[0] > 0 and len(unique) <= 6:
             axis.set_major_locator(FixedLocator(unique))
         else:
-            inches = ax.figure.get_size_inches()[0 if which == "x" else 1] * 0.7
+            inches = size_inches(ax.figure)[0 if which == "x" else 1] * 0.7
             axis.set_major_locator(MaxNLocator(nbins=max(3, min(10, int(inches * 2.2))), integer=True))
 
 
@@ -562,9 +562,17 @@ def draw_caption(fig, spec: dict) -> None:
         return
     import textwrap
     size = 7.0
-    chars = max(30, int(fig.get_size_inches()[0] * 72 / (0.5 * size)))
+    chars = max(30, int(size_inches(fig)[0] * 72 / (0.5 * size)))
     text = "\n".join(textwrap.fill(line, chars) for line in lines)
     # supxlabel: constrained layout keeps room for it under the axes and any outside legend
     below = fig._supxlabel.get_text() + "\n" if getattr(fig, "_supxlabel", None) is not None else ""
     label = fig.supxlabel(below + text, x=0.01, ha="left", fontsize=size, color="0.35", linespacing=1.3)
     label.set_gid("caption")
+
+
+def size_inches(fig) -> tuple[float, float]:
+    """(width, height) of a figure, or of a subfigure (memlab.plot(..., ax=...) draws into one)."""
+    if hasattr(fig, "get_size_inches"):
+        return tuple(fig.get_size_inches())
+    dpi = fig.figure.dpi
+    return fig.bbox.width / dpi, fig.bbox.height / dpi

@@ -7,12 +7,14 @@ learning rate against epoch) and the layer x checkpoint heatmaps of the `critica
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from memlab.errors import ConfigError
+from memlab.lazy import lazy
 from memlab.plots.common import (
     draw_lines, fmt, legend_title, new_figure, nonempty, require_column, require_columns, summarize)
 from memlab.plots.registry import option, register
+
+pd = lazy("pandas")
 
 PANELS = (("loss", "cross-entropy"), ("acc", "accuracy"), ("learning_rate", "learning rate"))
 

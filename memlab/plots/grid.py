@@ -14,7 +14,7 @@ from memlab.lazy import lazy
 
 from memlab.plots.common import (
     CENTER, add_caption, as_number, band_caption, data_ticks, display_name, draw_lines, fmt, legend_title, matching,
-    new_figure, nonempty, require_columns, round_columns, summarize, value_limits)
+    new_figure, nonempty, require_columns, round_columns, size_inches, summarize, value_limits)
 from memlab.plots.registry import option, register
 
 pd = lazy("pandas")
@@ -153,7 +153,7 @@ def _draw_cells(fig, ax, table: pd.DataFrame, spec: dict):
         except ImportError:
             raise ConfigError(f"plot '{spec['name']}': theme 'paper' needs seaborn, which is not installed",
                               key="theme", fix="pip install -r requirements.txt (or remove \"theme\")") from None
-        w, h = fig.get_size_inches()
+        w, h = size_inches(fig)
         fontsize = float(plt_rc("xtick.labelsize"))
         xs = _paper_ticks(table.shape[1], 0.7 * w, fontsize)
         ys = _paper_ticks(table.shape[0], 0.8 * h, fontsize)

@@ -54,11 +54,10 @@ def grid_status(exp, state, df: pd.DataFrame | None) -> dict:
 
 def _in_grid(exp, rec, total: int) -> bool:
     # The key as Experiment.trials() computes it, for one grid point (not all 127,500).
-    from memlab.params import plain, trial_key
     i = rec.get("_index")
     if not isinstance(i, int) or not 0 <= i < total:
         return False
-    return trial_key({k: plain(v) for k, v in exp.grid[i].items()}) == rec.get("key")
+    return exp.trial_at(i).key == rec.get("key")
 
 
 def provenance_summary(state) -> dict:

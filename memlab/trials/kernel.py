@@ -32,7 +32,7 @@ from scipy import linalg
 from memlab.datasets import DATASET_PARAMS, load_dataset
 from memlab.params import REQUIRED, Param, resolve, trial_seed
 
-RETURNS = ("n_train_used", "n_test", "gamma_used", "train_*", "test_*", "score", "residual", "rkhs_norm", "alpha_norm", "solver", "fit_time", "eig_min", "condition")  # noqa: E501
+RETURNS = ("n_train_used", "n_test", "gamma_used", "train_*", "test_*", "score", "residual", "rkhs_norm", "alpha_norm", "solver", "fit_time", "eig_min", "condition_number")  # noqa: E501
 PARAMS = {
     **{k: v for k, v in DATASET_PARAMS.items() if k != "split"},   # the trial takes both splits itself
     "dataset": REQUIRED,
@@ -104,5 +104,5 @@ def trial(params: dict) -> dict:
     if p["condition"]:
         eig = np.linalg.eigvalsh(K)
         out["eig_min"] = float(eig[0])
-        out["condition"] = float(eig[-1] / eig[0]) if eig[0] > 0 else float("inf")
+        out["condition_number"] = float(eig[-1] / eig[0]) if eig[0] > 0 else float("inf")
     return out

@@ -30,7 +30,7 @@ from memlab.params import REQUIRED, Param, resolve, trial_seed
 from memlab.trials._train import (
     INIT, Augment, Checkpoint, batch_slices, center_crop, epoch_batches, lr_at, rng, run_epochs, subset)
 
-RETURNS = ("train_*", "test_*", "*_to_fit", "epochs_run", "n_train", "n_params", "seconds", "examples_per_s", "resumed_from", "device_used", "epoch")  # noqa: E501
+RETURNS = ("train_*", "test_*", "*_to_fit", "epochs_run", "n_train_used", "n_params", "seconds", "examples_per_s", "resumed_from", "device_used", "epoch")  # noqa: E501
 PARAMS = {
     **DATASET_PARAMS,
     "dataset": REQUIRED,
@@ -418,7 +418,7 @@ def summarize(history, data: Data, p: dict, *, n_params: int, seconds: float, de
         "epochs_to_fit": None if fit is None else s["epoch"][fit],
         "steps_to_fit": None if fit is None else s["epoch"][fit] * steps_per_epoch,
         "seconds_to_fit": None if fit is None else s["seconds"][fit],
-        "epochs_run": history.epochs, "n_train": len(data.y_train), "n_params": n_params,
+        "epochs_run": history.epochs, "n_train_used": len(data.y_train), "n_params": n_params,
         "train_seconds": history.train_seconds, "seconds": seconds,
         "examples_per_s": trained / max(history.train_seconds - history.resumed_seconds, 1e-9),
         "resumed_from": history.resumed_from, "device_used": device,

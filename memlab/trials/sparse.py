@@ -62,7 +62,7 @@ METHODS = ("dense", "finetune", "scratch", "lottery", "random", "magnitude", "it
 # Flat results and series columns (plot specs are checked against them; * globs).
 RETURNS = ("train_acc", "clean_acc", "noisy_correct", "noisy_memorized", "test_*", "train_entropy", "gen_gap",
            "fisher_trace*", "hessian_trace*", "jacobian_norm", "n_noisy", "frac_noisy", "sparsity_*", "n_nonzero",
-           "n_weights", "density", "epochs_total", "n_train", "fit_time", "measure_time", "device_used",
+           "n_weights", "density", "epochs_total", "n_train_used", "fit_time", "measure_time", "device_used",
            "epoch", "loss", "lr")
 PARAMS = {
     **{k: v for k, v in DATASET_PARAMS.items() if k != "split"},    # train on the train split, test on test
@@ -427,7 +427,7 @@ def _trial(p: dict, seed: int, dense_seed: int) -> dict:
     out.update({"n_noisy": int(data["noisy"].sum()), "frac_noisy": float(data["noisy"].float().mean()),
                 "sparsity_achieved": achieved_sparsity(model),
                 "n_nonzero": int(sum(int((W != 0).sum()) for W in Ws)), "n_weights": _total(Ws),
-                "density": 1.0 - float(p["sparsity"]), "epochs_total": run.epoch, "n_train": n,
+                "density": 1.0 - float(p["sparsity"]), "epochs_total": run.epoch, "n_train_used": n,
                 "fit_time": fit_time, "measure_time": time.process_time() - start, "device_used": str(dev)})
     if run.series.get("epoch"):
         out["series"] = dict(run.series)
