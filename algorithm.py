@@ -44,8 +44,9 @@ Estimator (Memorizer), fitted attributes:
   more than two classes:
     estimators_       one binary Memorizer per class (classes_ [0, 1] = [rest, that class];
                       same W_ and b_), with the attributes above
-    predict(X): the class whose second layer fires; where none or several do, the class
-    with the largest decision_function.
+    predict(X): the class whose second layer fires; where none or several do, by `rule`:
+    "reference" (default, as the paper's code) the first class that fires, else classes_[0];
+    "margin" the class with the largest decision_function.
   both: unit_order_ (n_iter,), the order in which scoring packs the units (most informative
     first, for speed; any order gives the same answers); n_neurons_, the second-layer width.
 
@@ -55,15 +56,18 @@ or "auto" on a machine with a GPU), "torch" (PyTorch on `device`, "cpu" included
 neurons: every sum they compare is exact (integers for thres; float64 multiples of 2**-24 for
 relu) and the first layer's outputs are canonical (memlab/algo/first_layer.py).  Memory: the
 threshold path keeps the first layer as packed bits (n * n_iter / 8 bytes: 70,000 x 10,000 is
-88 MB); the ReLU path keeps dense float64 outputs (8 * n * n_iter bytes).
+88 MB); the ReLU path keeps dense float64 outputs up to 1 GiB (fast.DENSE_RELU_BYTES) and
+beyond that a compressed store of its nonzero outputs (first_layer.ReluStore, about 4 bytes
+per nonzero output, half of them on average), expanded a chunk of rows at a time.
 
-Scoring the very array the model was fitted on (the same read-only object, as a trial does
-with its cached dataset) reuses the first layer computed in fit.
+Predicting the very array the model was fitted on (the same read-only object, as a trial does
+with its cached dataset) takes the answer from fit: a training point of class c lies in X- of
+every other class's layer, where no neuron fires, so exactly class c's layer fires where fit
+covered the point and none fires elsewhere.  A trial's score_time is then milliseconds.
 
-Trial: `trial(params)` with PARAMS below; returns score (training accuracy), fit_time and
-score_time (process time, s), first_dim_in (d), first_dim_out = second_dim_in = n_iter,
-second_dim_out (the second-layer width, summed over classes), and per separated class c
-second_dim_in_<c>, second_dim_out_<c> (binary data: only the class classes_[1]).
+Trial: `trial(params)` with PARAMS below; returns the reference code's columns with its
+meanings (see trial()), plus n_neurons, the true second-layer width.  Compilation is not in
+fit_time or score_time: numba's kernels are loaded (or compiled) by warm_up() before the clock.
 """
 from __future__ import annotations
 
@@ -201,7 +205,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
             return {"layers": layers}
         if self.activation == "thres":
             return fast.fit_threshold(X, W, b, y_idx, targets, walks)
-        return fast.fit_dense(first_layer.relu_outputs(X, W, b), y_idx, targets, walks)
+        return fast.fit_relu(X, W, b, y_idx, targets, walks)
 
     def _set_second_layer(self, anchors, m, U_bits, draws=None):
         self.anchor_ = np.asarray(anchors, np.int64)

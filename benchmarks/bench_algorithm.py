@@ -41,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SETTINGS = [(20, 0.0), (100, 1.0), (500, 1.0), (500, 2.5), (5000, 0.5)]
+SETTINGS = [(20, 0.0), (100, 1.0), (500, 1.0), (500, 2.5), (2000, 0.5)]   # the issue's five
 REFERENCE_SETTINGS = [(20, 0.0), (100, 1.0), (500, 1.0), (500, 2.5), (2000, 0.5)]
 REFERENCE_N = 35_000
 QUICK_SETTINGS = [(20, 0.0), (100, 1.0)]
@@ -346,6 +346,47 @@ def reference_table(reference: str, settings, repeats: int, ref_repeats: int) ->
     return rows
 
 
+def memory_child(args) -> None:
+    """Peak RSS of one fit at (n_iter, activation) on the 70,000-image data: the whole first
+    layer and every buffer of the greedy loop, with each class's walk cut to its first
+    `args.sample` draws (the buffers do not grow with more draws; the full loop takes long)."""
+    import resource
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from memlab.algo import fast, first_layer
+    X, y, _ = mnist_like(args.n)
+    X.setflags(write=False)
+    rng = np.random.default_rng(0)
+    W, b = first_layer.draw(rng, args.n_iter, X.shape[1], args.max_bias)
+    targets = list(range(int(y.max()) + 1))
+    walks = [rng.permutation(np.flatnonzero(y == t))[: args.sample] for t in targets]
+    start = time.process_time()
+    with threadpool_limits(1):
+        fit = fast.fit_threshold if args.activation == "thres" else fast.fit_relu
+        layers = fit(X, W, b, y, targets, walks)["layers"]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps({"n_iter": args.n_iter, "activation": args.activation, "rss_gib": rss,
+                      "neurons": sum(len(L[1]) for L in layers), "seconds": time.process_time() - start}))
+
+
+def memory_table(n: int, n_iter: int, sample: int) -> list[str]:
+    rows = [f"Peak RSS of one fit, {n:,} x 784, n_iter = {n_iter:,}, max_bias 0.5, the first {sample} draws "
+            "of each class (memory_child):", "", "| activation | peak RSS (GiB) |", "|---|---:|"]
+    for activation in ("thres", "relu"):
+        cmd = [sys.executable, __file__, "--memory-child", "--n-iter", str(n_iter), "--max-bias", "0.5",
+               "--activation", activation, "--n", str(n), "--sample", str(sample)]
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        if out.returncode:
+            raise RuntimeError(out.stderr)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(f"| {activation} | {r['rss_gib']:.2f} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
 PAPER_GRID = {"n_iter": list(range(20, 501, 20)), "max_bias": [round(0.1 * i, 1) for i in range(26)], "restarts": 25}
 
 
@@ -411,6 +452,10 @@ def main(argv=None) -> None:
                     help="a checkout of the paper's reference code (github.com/patrickfinke/memo): compare with it")
     ap.add_argument("--ref-repeats", type=int, default=1, help="trials of the reference per setting (--reference)")
     ap.add_argument("--reference-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--memory", type=int, default=0, metavar="N_ITER",
+                    help="peak RSS of a fit at this width, both activations (e.g. 10000)")
+    ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--activation", default="thres", help=argparse.SUPPRESS)
     ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--one", nargs=3, metavar=("N_ITER", "MAX_BIAS", "METHOD"),
                     help="run one setting once and print its JSON (e.g. --one 500 2.5 oracle)")
@@ -419,6 +464,10 @@ def main(argv=None) -> None:
         return child(args)
     if args.reference_child:
         return reference_child(args)
+    if args.memory_child:
+        return memory_child(args)
+    if args.memory:
+        return print("\n".join(memory_table(args.n, args.memory, args.sample if args.sample != 300 else 40)))
     if args.reference is not None:
         settings = REFERENCE_SETTINGS[:2] if args.quick else REFERENCE_SETTINGS
         rows = reference_table(args.reference, settings, args.repeats or 3, args.ref_repeats)

@@ -403,3 +403,32 @@ def test_refit_forgets_what_was_cached():
     fresh = Memorizer(n_iter=80, max_bias=0.5, random_state=1).fit(X, y)
     np.testing.assert_array_equal(net.predict(X), fresh.predict(X))
     np.testing.assert_array_equal(net.predict(ds.X), fresh.predict(ds.X))
+
+
+# ------------------------------------------------------------------ ReLU in bounded memory
+
+def test_relu_store_expands_to_the_canonical_outputs():
+    rng = np.random.default_rng(3)
+    W, b = first_layer.draw(rng, 150, 12, 1.0)
+    X = rng.standard_normal((300, 12)).astype(np.float32)
+    store = first_layer.relu_store(X, W, b)
+    dense = first_layer.relu_outputs(X, W, b)
+    rows = rng.permutation(300)[:77]
+    np.testing.assert_array_equal(store.rows(rows), dense[rows])
+    assert store.vals.nbytes == 4 * np.count_nonzero(dense)
+    assert first_layer.relu_store(X * 1000, W, b) is None      # outputs >= 128: int32 units overflow
+
+
+@pytest.mark.parametrize("data", ["random", "digits"])
+def test_compressed_relu_path_equals_oracle(data, monkeypatch):
+    monkeypatch.setattr(fast, "DENSE_RELU_BYTES", 0)          # every fit through the ReluStore
+    if data == "random":
+        X, y = random_data(9, n=300, d=6, classes=3)
+        kw = dict(n_iter=90, max_bias=0.5)
+    else:
+        ds = load_dataset("digits")
+        X, y = ds.X, ds.y
+        kw = dict(n_iter=70, max_bias=1.0)
+    a, b = fit_both(X, y, activation="relu", random_state=2, **kw)
+    same_network(a, b)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))

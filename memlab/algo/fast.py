@@ -174,6 +174,68 @@ def greedy_dense(A: np.ndarray, positive: np.ndarray, walk, covered_out: list | 
     return np.array(anchors, np.int64), np.array(ms, np.float64)
 
 
+def _products(store, rows: np.ndarray, UT: np.ndarray, buf: np.ndarray):
+    """Yield (start, A[rows[start:stop]] @ UT) chunk by chunk: dense rows only a chunk at a time."""
+    for start in range(0, len(rows), len(buf)):
+        dense = store.rows(rows[start:start + len(buf)], buf)
+        yield start, dense @ UT
+
+
+def greedy_stored(store, positive: np.ndarray, walk, covered_out: list | None = None):
+    """greedy_dense over a first_layer.ReluStore: the same blocks and decisions, each product
+    computed over chunks of expanded rows, so no dense (n, n_iter) matrix is ever held."""
+    walk = np.asarray(walk, np.int64)
+    pos = np.flatnonzero(positive)
+    neg = np.flatnonzero(~positive)
+    buf = np.empty((max(16, first_layer.CHUNK_BYTES // (8 * store.n_iter)), store.n_iter), np.float64)
+    covered = np.zeros(store.shape[0], bool)
+    n_uncovered = len(pos)
+    anchors, ms = [], []
+    t, size = 0, 16
+    while t < len(walk) and n_uncovered:                     # [Line 4]
+        block, t = _next_block(walk, t, covered, size)       # [Line 5] the next draws
+        if not block:
+            break
+        Ab = store.rows(np.array(block))
+        UT = np.ascontiguousarray((Ab == 0).T.astype(np.float64))     # [Line 6]
+        m = np.full(len(block), np.inf)
+        for _, part in _products(store, neg, UT, buf):       # [Line 7]
+            np.minimum(m, part.min(axis=0), out=m)
+        accepted, skipped = decide_block(m, Ab @ UT)
+        if accepted:
+            UTa, ma = np.ascontiguousarray(UT[:, accepted]), m[accepted]
+            for start, part in _products(store, pos, UTa, buf):      # [Line 10]
+                hit = pos[start:start + len(part)][(part < ma).any(axis=1)]
+                hit = hit[~covered[hit]]
+                covered[hit] = True
+                n_uncovered -= len(hit)
+            anchors += [block[j] for j in accepted]
+            ms += [m[j] for j in accepted]
+        size = next_size(size, len(block), skipped)
+    if covered_out is not None:
+        covered_out.append(np.flatnonzero(covered))
+    return np.array(anchors, np.int64), np.array(ms, np.float64)
+
+
+DENSE_RELU_BYTES = 1 << 30      # dense float64 ReLU outputs up to this size, compressed beyond
+
+
+def fit_relu(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray, targets, walks) -> dict:
+    """Second layers per target class, ReLU: dense outputs where they are small, else a
+    first_layer.ReluStore (peak memory about 4 bytes per nonzero output); the same neurons."""
+    if 8 * X.shape[0] * W.shape[0] <= DENSE_RELU_BYTES:
+        return fit_dense(first_layer.relu_outputs(X, W, b), y_idx, targets, walks)
+    store = first_layer.relu_store(X, W, b)
+    if store is None:                                        # outputs too large for int32 units
+        return fit_dense(first_layer.relu_outputs(X, W, b), y_idx, targets, walks)
+    layers, covered = [], []
+    for t, walk in zip(targets, walks):
+        anchors, m = greedy_stored(store, y_idx == t, walk, covered)
+        U = store.rows(anchors) == 0 if len(anchors) else np.zeros((0, W.shape[0]), bool)
+        layers.append((anchors, m, kernels.from_bool(U)))
+    return {"layers": layers, "covered": covered}
+
+
 def fit_dense(A_full: np.ndarray, y_idx: np.ndarray, targets, walks) -> dict:
     """Second layers per target class from dense outputs (n, n_iter); see fit_threshold."""
     varying = np.flatnonzero((A_full > 0).any(axis=0) & (A_full == 0).any(axis=0))

@@ -12,6 +12,7 @@ many rows is one contiguous, vectorizable pass.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
@@ -24,6 +25,18 @@ def popcount(typingctx, x):
 
     def codegen(context, builder, signature, args):
         return builder.ctpop(args[0])
+
+    return types.int64(x), codegen
+
+
+@intrinsic
+def lowest_bit(typingctx, x):
+    """Index of the lowest set bit of a nonzero uint64 word (llvm.cttz), as int64."""
+    if not isinstance(x, types.Integer) or x.bitwidth != 64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
 
     return types.int64(x), codegen
 
@@ -235,6 +248,26 @@ def pack_signs(pre, b, Xc, W, xnorm, wtol, btol, out):
             for j in range(lo, min(lo + 64, n_units)):
                 word |= np.uint64(row[j] > 0) << np.uint64(j - lo)
             out[i, w] = word
+    return out
+
+
+@njit(cache=True, nogil=True)
+def expand_rows(bits, vals, row_ptr, rows, scale, out):
+    """out[i] = the dense row rows[i] of a compressed matrix: its nonzero entries, in column
+    order, are vals[row_ptr[r]:row_ptr[r + 1]] * scale at the set bits of bits[r]."""
+    nw = bits.shape[1]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        row = out[i]
+        for j in range(row.shape[0]):
+            row[j] = 0.0
+        pos = row_ptr[r]
+        for w in range(nw):
+            word = bits[r, w]
+            while word != 0:
+                row[w * 64 + lowest_bit(word)] = vals[pos] * scale
+                pos += 1
+                word &= word - np.uint64(1)
     return out
 
 
