@@ -364,6 +364,9 @@ def batch_min(N, N_pop, UT, B, pop_max, best, acc):
     worst = 1 << 30
     U0 = UT[0]
     U1 = UT[min(1, nw - 1)]
+    U2 = UT[min(2, nw - 1)]
+    fuse3 = False               # count three words in the first pass (when rows rarely stop at two)
+    stops_at_two = 0
     for a in range(N.shape[0]):
         if N_pop[a] - pop_max >= worst:         # |z & ~x_c| >= |z| - |x_c| >= worst >= best[c]
             break
@@ -371,11 +374,21 @@ def batch_min(N, N_pop, UT, B, pop_max, best, acc):
         z0 = z[0]
         z1 = z[1] if nw > 1 else np.uint64(0)   # (U1 is U0 then; z1 = 0 adds nothing)
         below = 0
-        for c in range(B):
-            v = np.int32(popcount(U0[c] & z0)) + np.int32(popcount(U1[c] & z1))
-            acc[c] = v
-            below += np.int32(v < best[c])
-        w = 2
+        if fuse3:
+            z2 = z[2]
+            for c in range(B):
+                v = (np.int32(popcount(U0[c] & z0)) + np.int32(popcount(U1[c] & z1))
+                     + np.int32(popcount(U2[c] & z2)))
+                acc[c] = v
+                below += np.int32(v < best[c])
+            w = 3
+        else:
+            for c in range(B):
+                v = np.int32(popcount(U0[c] & z0)) + np.int32(popcount(U1[c] & z1))
+                acc[c] = v
+                below += np.int32(v < best[c])
+            w = 2
+            stops_at_two += np.int64(below == 0)
         while below > 0 and w < nw:             # can z still lower some candidate's minimum?
             zw = z[w]
             Uw = UT[w]
@@ -389,6 +402,9 @@ def batch_min(N, N_pop, UT, B, pop_max, best, acc):
             for c in range(B):
                 best[c] = min(best[c], acc[c])
         if (a & 63) == 63:
+            if nw >= 3:                         # fuse three words where under 1 row in 8 stopped at two
+                fuse3 = fuse3 or stops_at_two * 8 < 64
+                stops_at_two = 0
             worst = 0
             for c in range(B):
                 worst = max(worst, best[c])
