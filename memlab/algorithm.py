@@ -44,8 +44,9 @@ Estimator (Memorizer), fitted attributes:
   more than two classes:
     estimators_       one binary Memorizer per class (classes_ [0, 1] = [rest, that class];
                       same W_ and b_), with the attributes above
-    predict(X): the class whose second layer fires; where none or several do, the class
-    with the largest decision_function.
+    predict(X): the class whose second layer fires; where none or several do, by `rule`:
+    "reference" (default, as the paper's code) the first class that fires, else classes_[0];
+    "margin" the class with the largest decision_function.
   both: unit_order_ (n_iter,), the order in which scoring packs the units (most informative
     first, for speed; any order gives the same answers); n_neurons_, the second-layer width.
 
@@ -55,15 +56,18 @@ or "auto" on a machine with a GPU), "torch" (PyTorch on `device`, "cpu" included
 neurons: every sum they compare is exact (integers for thres; float64 multiples of 2**-24 for
 relu) and the first layer's outputs are canonical (memlab/algo/first_layer.py).  Memory: the
 threshold path keeps the first layer as packed bits (n * n_iter / 8 bytes: 70,000 x 10,000 is
-88 MB); the ReLU path keeps dense float64 outputs (8 * n * n_iter bytes).
+88 MB); the ReLU path keeps dense float64 outputs up to 1 GiB (fast.DENSE_RELU_BYTES) and
+beyond that a compressed store of its nonzero outputs (first_layer.ReluStore, about 4 bytes
+per nonzero output, half of them on average), expanded a chunk of rows at a time.
 
-Scoring the very array the model was fitted on (the same read-only object, as a trial does
-with its cached dataset) reuses the first layer computed in fit.
+Predicting the very array the model was fitted on (the same read-only object, as a trial does
+with its cached dataset) takes the answer from fit: a training point of class c lies in X- of
+every other class's layer, where no neuron fires, so exactly class c's layer fires where fit
+covered the point and none fires elsewhere.  A trial's score_time is then milliseconds.
 
-Trial: `trial(params)` with PARAMS below; returns score (training accuracy), fit_time and
-score_time (process time, s), first_dim_in (d), first_dim_out = second_dim_in = n_iter,
-second_dim_out (the second-layer width, summed over classes), and per separated class c
-second_dim_in_<c>, second_dim_out_<c> (binary data: only the class classes_[1]).
+Trial: `trial(params)` with PARAMS below; returns the reference code's columns with its
+meanings (see trial()), plus n_neurons, the true second-layer width.  Compilation is not in
+fit_time or score_time: numba's kernels are loaded (or compiled) by warm_up() before the clock.
 """
 from __future__ import annotations
 
@@ -78,6 +82,7 @@ from memlab.params import REQUIRED, Param, resolve, trial_seed
 
 ACTIVATIONS = ("thres", "relu")
 METHODS = ("fast", "torch", "oracle")
+RULES = ("reference", "margin")
 DEVICES = ("cpu", "cuda", "auto")
 PREDICT_CHUNK_BYTES = 64 << 20
 
@@ -92,25 +97,34 @@ PARAMS = {
     "seed": Param(None, help="explicit seed (default: a hash of the other parameters)"),
     "method": Param("fast", choices=METHODS, help="implementation; all give the same network"),
     "device": Param("cpu", choices=DEVICES, help="cpu, cuda, or auto (cuda when available)"),
+    "rule": Param("reference", choices=RULES,
+                  help="more than two classes, where no class or several fire: reference = the first "
+                       "firing class, else the first class (as the paper's code); margin = the largest "
+                       "decision_function"),
 }
 # Parameters that choose how, not what: they do not enter the seed, so a grid over them
 # compares implementations on the same networks.
-NOT_SEEDED = ("method", "device")
+NOT_SEEDED = ("method", "device", "rule")
 
 
 class Memorizer(ClassifierMixin, BaseEstimator):
     """Algorithm 2: a random first layer, a greedy second layer, an OR (see the module docstring).
 
     random_state: int, numpy Generator or None; it draws W, b and the candidates' order.
+    rule: how predict labels a point where no class or several fire (more than two classes):
+      "reference" the first class that fires, else classes_[0] (the paper's code: scikit-learn's
+                  OneVsRestClassifier over 0/1 outputs);
+      "margin"    the class with the largest decision_function.
     """
 
     def __init__(self, n_iter: int = 100, max_bias: float = 0.0, activation: str = "thres",
-                 method: str = "fast", device: str = "cpu", random_state=None):
+                 method: str = "fast", device: str = "cpu", rule: str = "reference", random_state=None):
         self.n_iter = n_iter
         self.max_bias = max_bias
         self.activation = activation
         self.method = method
         self.device = device
+        self.rule = rule
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
@@ -134,9 +148,10 @@ class Memorizer(ClassifierMixin, BaseEstimator):
         draws = fitted.get("draws") or [None] * len(targets)
         for key in [k for k in self.__dict__ if k == "_train" or k.startswith("_cache")]:
             del self.__dict__[key]                 # a refit invalidates everything cached
-        if "packed" in fitted and not X.flags.writeable:
-            # Scoring on this very (read-only, so unchanged) array reuses the first layer.
-            self.__dict__["_train"] = (X, fitted["packed"])
+        if "covered" in fitted and not X.flags.writeable:
+            # Predicting this very (read-only, so unchanged) array reuses what fit found: which
+            # points each class's second layer covers, and the packed first layer.
+            self.__dict__["_train"] = (X, fitted.get("packed"), fitted["covered"])
         if len(self.classes_) == 2:
             self._set_second_layer(*fitted["layers"][0], draws[0])
         else:
@@ -152,6 +167,8 @@ class Memorizer(ClassifierMixin, BaseEstimator):
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
         if int(self.n_iter) != self.n_iter or self.n_iter < 1:
             raise ValueError(f"n_iter must be a positive integer, got {self.n_iter!r}")
         if not self.max_bias >= 0:
@@ -189,7 +206,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
             return {"layers": layers}
         if self.activation == "thres":
             return fast.fit_threshold(X, W, b, y_idx, targets, walks)
-        return fast.fit_dense(first_layer.relu_outputs(X, W, b), y_idx, targets, walks)
+        return fast.fit_relu(X, W, b, y_idx, targets, walks)
 
     def _set_second_layer(self, anchors, m, U_bits, draws=None):
         self.anchor_ = np.asarray(anchors, np.int64)
@@ -302,7 +319,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
     def _feature_chunks(self, X):
         """Phi(X) chunk by chunk (bounded memory); for the training array itself, from fit."""
         train = self.__dict__.get("_train")
-        if train is not None and X is train[0]:
+        if train is not None and X is train[0] and train[1] is not None:
             yield train[1]
             return
         X = first_layer.as_rows(X)
@@ -335,19 +352,43 @@ class Memorizer(ClassifierMixin, BaseEstimator):
         return np.concatenate(parts)
 
     def predict(self, X) -> np.ndarray:
+        train = self.__dict__.get("_train")
+        if train is not None and X is train[0]:
+            return self.classes_[self._train_labels(*train)]
         parts = []
         for F in self._feature_chunks(X):
             if not hasattr(self, "estimators_"):
                 parts.append(self._fires(F).astype(np.int64))
                 continue
             fires = np.stack([e._fires(F) for e in self.estimators_], axis=1)
-            label = fires.argmax(axis=1)
-            unclear = np.flatnonzero(fires.sum(axis=1) != 1)
-            if len(unclear):
-                label[unclear] = self._best_class(F[unclear])
+            label = fires.argmax(axis=1)              # the first class that fires, else class 0
+            if self.rule == "margin":
+                unclear = np.flatnonzero(fires.sum(axis=1) != 1)
+                if len(unclear):
+                    label[unclear] = self._best_class(F[unclear])
             parts.append(label)
         label = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         return self.classes_[label]
+
+    def _train_labels(self, X, packed, covered) -> np.ndarray:
+        """predict(X) for the training array, from what fit knows: a training point of class c
+        is in X- of every other class's layer, where no neuron fires (m is X-'s minimum), so
+        exactly class c's layer fires where it covered the point, and none elsewhere."""
+        label = np.full(len(X), -1, np.int64)
+        if not hasattr(self, "estimators_"):
+            label[:] = 0
+            label[covered[0]] = 1
+            return label
+        for c, points in enumerate(covered):
+            label[points] = c
+        unclear = np.flatnonzero(label < 0)
+        if self.rule == "reference" or not len(unclear):
+            label[unclear] = 0
+        elif packed is not None:
+            label[unclear] = self._best_class(packed[unclear])
+        else:
+            label[unclear] = np.concatenate([self._best_class(F) for F in self._feature_chunks(X[unclear])])
+        return label
 
 
 # ---------------------------------------------------------------------- trial
@@ -356,19 +397,57 @@ def get_model(params: dict, random_state=None) -> Memorizer:
     """The unfitted estimator for a trial's parameters."""
     p = resolve(PARAMS, {"dataset": None, **params})
     return Memorizer(n_iter=int(p["n_iter"]), max_bias=float(p["max_bias"]), activation=p["activation"],
-                     method=p["method"], device=p["device"], random_state=random_state)
+                     method=p["method"], device=p["device"], rule=p["rule"], random_state=random_state)
 
 
 def seed_of(params: dict) -> int:
-    """The trial's seed: its parameters' hash (or explicit `seed`), ignoring method and device."""
+    """The trial's seed: its parameters' hash (or explicit `seed`), ignoring method, device, rule."""
     return trial_seed({k: v for k, v in params.items() if k not in NOT_SEEDED})
 
 
+_WARM = set()
+
+
+def warm_up(activation: str = "thres") -> None:
+    """Load (or, the first time on a machine, compile) the numba kernels a trial of this
+    activation runs, once per process, on a tiny read-only data set, so that fit_time and
+    score_time count the algorithm only.  With numba's cache warm (memlab/algo/__init__.py
+    says where it lives) this takes some tens of milliseconds; numba's own start-up, about
+    0.5 s of process time, is paid when this module is imported (below)."""
+    if activation in _WARM:
+        return
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1).max()
+    X.setflags(write=False)                         # as a trial gets its data set
+    y = np.arange(60) % 3
+    for n_iter in (20, 70, 300):                    # one word; one candidate at a time; batches
+        net = Memorizer(n_iter=n_iter, max_bias=0.5, activation=activation, rule="margin",
+                        random_state=0).fit(X, y)
+        net.score(X, y)
+        net.predict(X.copy())
+        if activation == "relu":
+            break
+    _WARM.add(activation)
+
+
+kernels.row_popcounts(np.zeros((1, 1), np.uint64))   # numba's one-time start-up, not in a trial
+
+
 def trial(params: dict) -> dict:
-    """Fit Algorithm 2 to the dataset and score it on the same points (interpolation: 1.0)."""
+    """Fit Algorithm 2 to the dataset and score it on the same points (interpolation: 1.0).
+
+    Columns as in the reference code's results: per second layer (binary data: one, named after
+    classes_[0] as the reference names it; else one per class, in class order)
+    second_dim_in_<c> = n_iter and second_dim_out_<c> = its width, counted as at least 1 (the
+    reference adds a dummy neuron that never fires to an empty layer); second_dim_in and
+    second_dim_out are their sums; n_neurons is the true total width (empty layers count 0).
+    """
     p = resolve(PARAMS, params)
     ds = dataset_from_params(p)
     model = get_model(p, seed_of(params))
+    if model._torch_device() is None:
+        warm_up(model.activation)                   # compilation is not the algorithm's time
     start = time.process_time()
     model.fit(ds.X, ds.y)
     fit_time = time.process_time() - start
@@ -376,13 +455,15 @@ def trial(params: dict) -> dict:
     score = model.score(ds.X, ds.y)
     score_time = time.process_time() - start
     out = {"score": float(score), "fit_time": fit_time, "score_time": score_time,
-           "first_dim_in": int(ds.X.shape[1]), "first_dim_out": int(model.n_iter),
-           "second_dim_in": int(model.n_iter), "second_dim_out": int(model.n_neurons_)}
+           "first_dim_in": int(ds.X.shape[1]), "first_dim_out": int(model.n_iter)}
     if hasattr(model, "estimators_"):
-        per_class = zip(model.classes_, model.estimators_)
+        layers = list(zip(model.classes_, model.estimators_))
     else:
-        per_class = [(model.classes_[1], model)]
-    for c, est in per_class:
+        layers = [(model.classes_[0], model)]
+    for c, est in layers:
         out[f"second_dim_in_{c}"] = int(model.n_iter)
-        out[f"second_dim_out_{c}"] = int(est.n_neurons_)
+        out[f"second_dim_out_{c}"] = max(1, int(est.n_neurons_))
+    out["second_dim_in"] = int(model.n_iter) * len(layers)
+    out["second_dim_out"] = sum(out[f"second_dim_out_{c}"] for c, _ in layers)
+    out["n_neurons"] = int(model.n_neurons_)
     return out

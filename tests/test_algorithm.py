@@ -170,7 +170,7 @@ def test_multiclass_with_an_empty_class_layer():
     X3 = np.concatenate([X, X[:40]])
     y3 = np.concatenate([y, np.full(40, 2)])
     for method in ("oracle", "fast"):
-        net = Memorizer(n_iter=60, max_bias=0.5, method=method, random_state=0).fit(X3, y3)
+        net = Memorizer(n_iter=60, max_bias=0.5, method=method, rule="margin", random_state=0).fit(X3, y3)
         assert len(net.estimators_[2].m_) == 0
         np.testing.assert_array_equal(net.predict(X3), net.classes_[net.decision_function(X3).argmax(axis=1)])
         assert not (net.predict(X3) == 2).any()
@@ -178,7 +178,7 @@ def test_multiclass_with_an_empty_class_layer():
 
 def test_multiclass_predicts_by_firing_class():
     ds = load_dataset("digits")
-    net = Memorizer(n_iter=400, max_bias=1.0, random_state=0).fit(ds.X, ds.y)
+    net = Memorizer(n_iter=400, max_bias=1.0, rule="margin", random_state=0).fit(ds.X, ds.y)
     fires = np.stack([e.neuron_outputs(ds.X).any(axis=1) for e in net.estimators_], axis=1)
     for c, e in zip(net.classes_, net.estimators_):
         assert not fires[ds.y != c, c].any()      # a class's second layer never fires on the rest
@@ -221,19 +221,78 @@ def test_string_labels():
 
 # ------------------------------------------------------------------ trial
 
-def test_trial_returns_the_reference_columns():
+# The header of the reference code's published results/moons.csv and results/mnist.csv (its
+# results.zip), less the parameter columns; memlab adds n_neurons.
+REFERENCE_BINARY = ["score", "fit_time", "score_time", "first_dim_in", "first_dim_out",
+                    "second_dim_in_0", "second_dim_out_0", "second_dim_in", "second_dim_out"]
+REFERENCE_MNIST = (["score", "fit_time", "score_time", "first_dim_in", "first_dim_out"]
+                   + [f"second_dim_{io}_{c}" for c in range(10) for io in ("in", "out")]
+                   + ["second_dim_in", "second_dim_out"])
+
+
+def test_trial_returns_the_reference_columns_in_its_order():
     out = trial({"dataset": "moons", "n_iter": 50, "max_bias": 0.5, "_index": 3, "_key": "k"})
-    assert set(out) == {"score", "fit_time", "score_time", "first_dim_in", "first_dim_out", "second_dim_in",
-                        "second_dim_out", "second_dim_in_1", "second_dim_out_1"}
+    assert list(out) == REFERENCE_BINARY + ["n_neurons"]
     assert out["first_dim_in"] == 2 and out["first_dim_out"] == out["second_dim_in"] == 50
-    assert out["second_dim_out"] == out["second_dim_out_1"] > 0
+    assert out["second_dim_in_0"] == 50                # the separated class's layer, named _0 as there
+    assert out["second_dim_out"] == out["second_dim_out_0"] == out["n_neurons"] > 0
     assert 0.5 <= out["score"] <= 1.0
 
 
-def test_trial_multiclass_counts_every_class():
+def test_trial_multiclass_columns_mean_what_the_reference_means():
     out = trial({"dataset": "digits", "n_iter": 100, "max_bias": 0.5})
+    assert list(out) == REFERENCE_MNIST + ["n_neurons"]
     assert out["second_dim_out"] == sum(out[f"second_dim_out_{c}"] for c in range(10))
     assert all(out[f"second_dim_in_{c}"] == 100 for c in range(10))
+    assert out["second_dim_in"] == 10 * 100           # classes x n_iter, as the reference sums it
+
+
+def test_an_empty_second_layer_counts_one_neuron_as_in_the_reference(monkeypatch):
+    """The reference adds a never-firing dummy neuron to an empty layer (width 1); n_neurons is 0."""
+    X, _ = random_data(3, n=50)
+    twins = _Data(np.concatenate([X, X]), np.repeat([0, 1], 50))   # every point in both classes
+    monkeypatch.setattr(algorithm, "dataset_from_params", lambda p: twins)
+    out = trial({"dataset": "moons", "n_iter": 30, "max_bias": 0.5})
+    assert out["n_neurons"] == 0 and out["second_dim_out_0"] == out["second_dim_out"] == 1
+    assert out["score"] == 0.5
+
+
+class _Data:
+    def __init__(self, X, y):
+        X.setflags(write=False)
+        self.X, self.y = X, y
+
+
+def test_multiclass_rules_reference_and_margin():
+    """reference: the first class that fires, else class 0 (the paper's OneVsRestClassifier);
+    margin: the largest decision_function wherever not exactly one class fires.  Both agree
+    wherever exactly one fires; on the training array the answer comes from fit and must
+    equal the answer computed from scratch (on a copy)."""
+    ds = load_dataset("digits")
+    nets = {r: Memorizer(n_iter=20, max_bias=0.0, rule=r, random_state=1).fit(ds.X, ds.y) for r in algorithm.RULES}
+    fires = np.stack([e.neuron_outputs(ds.X).any(axis=1) for e in nets["reference"].estimators_], axis=1)
+    none = ~fires.any(axis=1)
+    assert none.sum() > 100                            # n = 20 covers few points: the rules differ
+    for rule, net in nets.items():
+        from_fit, fresh = net.predict(ds.X), net.predict(ds.X.copy())
+        np.testing.assert_array_equal(from_fit, fresh)
+        one = fires.sum(axis=1) == 1
+        np.testing.assert_array_equal(fresh[one], net.classes_[fires[one].argmax(axis=1)])
+    np.testing.assert_array_equal(nets["reference"].predict(ds.X)[none], net.classes_[0])
+    margin = nets["margin"].decision_function(ds.X).argmax(axis=1)
+    np.testing.assert_array_equal(nets["margin"].predict(ds.X)[none], net.classes_[margin[none]])
+    assert (nets["margin"].predict(ds.X) != nets["reference"].predict(ds.X)).any()
+    assert trial({"dataset": "digits", "n_iter": 20, "max_bias": 0.0})["score"] != \
+        trial({"dataset": "digits", "n_iter": 20, "max_bias": 0.0, "rule": "margin"})["score"]
+
+
+def test_training_score_from_fit_equals_scoring_from_scratch():
+    for activation in ("thres", "relu"):
+        for data in ("moons", "digits"):
+            ds = load_dataset(data)
+            net = Memorizer(n_iter=40, max_bias=0.5, activation=activation, random_state=0).fit(ds.X, ds.y)
+            assert "_train" in net.__dict__
+            assert net.score(ds.X, ds.y) == net.score(ds.X.copy(), ds.y)
 
 
 def test_trial_seed_comes_from_parameters_not_implementation():
@@ -344,3 +403,39 @@ def test_refit_forgets_what_was_cached():
     fresh = Memorizer(n_iter=80, max_bias=0.5, random_state=1).fit(X, y)
     np.testing.assert_array_equal(net.predict(X), fresh.predict(X))
     np.testing.assert_array_equal(net.predict(ds.X), fresh.predict(ds.X))
+
+
+# ------------------------------------------------------------------ ReLU in bounded memory
+
+def test_relu_store_expands_to_the_canonical_outputs():
+    rng = np.random.default_rng(3)
+    W, b = first_layer.draw(rng, 150, 12, 1.0)
+    X = rng.standard_normal((300, 12)).astype(np.float32)
+    store = first_layer.relu_store(X, W, b)
+    dense = first_layer.relu_outputs(X, W, b)
+    rows = rng.permutation(300)[:77]
+    np.testing.assert_array_equal(store.rows(rows), dense[rows])
+    assert store.vals.nbytes == 4 * np.count_nonzero(dense)
+    assert first_layer.relu_store(X * 1000, W, b) is None      # outputs >= 128: int32 units overflow
+
+
+@pytest.mark.parametrize("data", ["random", "digits"])
+def test_compressed_relu_path_equals_oracle(data, monkeypatch):
+    monkeypatch.setattr(fast, "DENSE_RELU_BYTES", 0)          # every fit through the ReluStore
+    if data == "random":
+        X, y = random_data(9, n=300, d=6, classes=3)
+        kw = dict(n_iter=90, max_bias=0.5)
+    else:
+        ds = load_dataset("digits")
+        X, y = ds.X, ds.y
+        kw = dict(n_iter=70, max_bias=1.0)
+    a, b = fit_both(X, y, activation="relu", random_state=2, **kw)
+    same_network(a, b)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+def test_batched_kernel_with_three_word_first_pass_equals_oracle():
+    """Wide patterns and enough rows of X- that the batched kernel switches to counting three
+    words in its first pass (kernels.batch_min): still the oracle's neurons."""
+    X, y = random_data(12, n=1200, d=30, classes=3)
+    same_network(*fit_both(X, y, n_iter=320, max_bias=0.3, random_state=5))

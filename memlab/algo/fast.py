@@ -36,7 +36,7 @@ from memlab.algo import first_layer, kernels
 # ----------------------------------------------------------------------------- threshold
 
 WIDE = 4          # words per row from which batches of candidates beat one-at-a-time pruning
-MAX_BATCH = 256
+MAX_BATCH = 64
 
 
 def informative_order(activity: np.ndarray, n_points: int) -> np.ndarray:
@@ -64,36 +64,47 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     y_idx   (n,) class index of each point; targets: the class indices to separate
     walks   per target, its points (indices into X) in draw order
     Returns {"layers": per target (anchors, m, U_bits), "draws": per target, "order": the unit
-    order of "packed", the training points' first layer, packed, and of "ordered_U", the
-    U_bits in that order}.
+    order of "packed", the training points' first layer, packed, "ordered_U", the U_bits in
+    that order, and "covered": per target, which of its points some neuron fires at}.
     """
     n_iter = W.shape[0]
-    order = sample_order(X, W, b)
-    packed = first_layer.threshold_bits(X, np.ascontiguousarray(W[order]), b[order])   # [Line 2]
+    if kernels.n_words(n_iter) > 1:
+        order = sample_order(X, W, b)
+        packed = first_layer.threshold_bits(X, np.ascontiguousarray(W[order]), b[order])   # [Line 2]
+    else:                                  # one word: every count is a single popcount anyway
+        order = np.arange(n_iter)
+        packed = first_layer.threshold_bits(X, W, b)
     natural = np.argsort(order).astype(np.int64)
-    pat, pid = np.unique(packed, axis=0, return_inverse=True)
-    pat = np.ascontiguousarray(pat)
-    pid = pid.reshape(-1)
+    pid, first = kernels.dedup_rows(packed)          # points sharing a pattern share every sum
+    pat = packed[first]
     pop = kernels.row_popcounts(pat)
-    layers, draws, ordered_U = [], [], []
+    n_pat, n_classes = len(first), int(y_idx.max()) + 1
+    per_class = np.bincount(pid * n_classes + y_idx, minlength=n_pat * n_classes).reshape(n_pat, n_classes)
+    everywhere = per_class.sum(axis=1)
+    by_pop = np.argsort(pop, kind="stable")
+    local = np.empty(n_pat, np.int64)
+    layers, draws, ordered_U, covered = [], [], [], []
     for t, walk in zip(targets, walks):
         walk = np.asarray(walk, np.int64)
-        pos_ids, walk_local = np.unique(pid[walk], return_inverse=True)
-        neg_ids = np.unique(pid[y_idx != t])
-        neg_ids = neg_ids[np.argsort(pop[neg_ids], kind="stable")]
-        PT, walk_pat = np.ascontiguousarray(pat[pos_ids].T), walk_local.reshape(-1)
+        pos_ids = np.flatnonzero(per_class[:, t])                      # patterns of X+
+        neg_ids = by_pop[everywhere[by_pop] > per_class[by_pop, t]]    # of X-, by popcount
+        local[pos_ids] = np.arange(len(pos_ids))
+        walk_pat = local[pid[walk]]
+        PT = np.ascontiguousarray(pat[pos_ids].T)
         if pat.shape[1] >= WIDE:
-            steps, m, n_draws = kernels.greedy_packed_batched(PT, walk_pat, np.ascontiguousarray(pat[neg_ids]),
-                                                              pop[neg_ids], pop[pos_ids], MAX_BATCH)
+            steps, m, n_draws, state = kernels.greedy_packed_batched(
+                PT, walk_pat, np.ascontiguousarray(pat[neg_ids]), pop[neg_ids], pop[pos_ids], MAX_BATCH)
         else:
-            steps, m, n_draws = kernels.greedy_packed(PT, walk_pat, np.ascontiguousarray(pat[neg_ids].T),
-                                                      pop[neg_ids], pop[pos_ids])
+            steps, m, n_draws, state = kernels.greedy_packed(
+                PT, walk_pat, np.ascontiguousarray(pat[neg_ids].T), pop[neg_ids], pop[pos_ids])
         anchors = walk[steps]
         U = kernels.complement(packed[anchors], n_iter)
         layers.append((anchors, m.astype(np.float64), kernels.select(U, natural, np.empty_like(U))))
         draws.append(int(n_draws))
         ordered_U.append(U)
-    return {"layers": layers, "draws": draws, "order": order, "packed": packed, "ordered_U": ordered_U}
+        covered.append(walk[state[walk_pat] == kernels.COVERED])
+    return {"layers": layers, "draws": draws, "order": order, "packed": packed, "ordered_U": ordered_U,
+            "covered": covered}
 
 
 # ----------------------------------------------------------------------------- dense (ReLU)
@@ -127,11 +138,12 @@ def next_size(size: int, n: int, skipped: int) -> int:
     return min(512, size * 2) if skipped == 0 else size
 
 
-def greedy_dense(A: np.ndarray, positive: np.ndarray, walk) -> tuple[np.ndarray, np.ndarray]:
+def greedy_dense(A: np.ndarray, positive: np.ndarray, walk, covered_out: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Algorithm 2's loop over dense first-layer outputs A (n, units), in blocks.
 
     All sums must be exact (0/1 float32 or quantized float64) so that the block order of
-    summation cannot change a decision.  Returns (anchors, m).
+    summation cannot change a decision.  Returns (anchors, m); covered_out, if given, gets the
+    indices of the points of X+ some neuron fires at.
     """
     walk = np.asarray(walk, np.int64)
     pos = np.flatnonzero(positive)
@@ -157,15 +169,79 @@ def greedy_dense(A: np.ndarray, positive: np.ndarray, walk) -> tuple[np.ndarray,
             anchors += [block[j] for j in accepted]
             ms += [m[j] for j in accepted]
         size = next_size(size, len(block), skipped)
+    if covered_out is not None:
+        covered_out.append(np.flatnonzero(covered))
     return np.array(anchors, np.int64), np.array(ms, np.float64)
+
+
+def _products(store, rows: np.ndarray, UT: np.ndarray, buf: np.ndarray):
+    """Yield (start, A[rows[start:stop]] @ UT) chunk by chunk: dense rows only a chunk at a time."""
+    for start in range(0, len(rows), len(buf)):
+        dense = store.rows(rows[start:start + len(buf)], buf)
+        yield start, dense @ UT
+
+
+def greedy_stored(store, positive: np.ndarray, walk, covered_out: list | None = None):
+    """greedy_dense over a first_layer.ReluStore: the same blocks and decisions, each product
+    computed over chunks of expanded rows, so no dense (n, n_iter) matrix is ever held."""
+    walk = np.asarray(walk, np.int64)
+    pos = np.flatnonzero(positive)
+    neg = np.flatnonzero(~positive)
+    buf = np.empty((max(16, first_layer.CHUNK_BYTES // (8 * store.n_iter)), store.n_iter), np.float64)
+    covered = np.zeros(store.shape[0], bool)
+    n_uncovered = len(pos)
+    anchors, ms = [], []
+    t, size = 0, 16
+    while t < len(walk) and n_uncovered:                     # [Line 4]
+        block, t = _next_block(walk, t, covered, size)       # [Line 5] the next draws
+        if not block:
+            break
+        Ab = store.rows(np.array(block))
+        UT = np.ascontiguousarray((Ab == 0).T.astype(np.float64))     # [Line 6]
+        m = np.full(len(block), np.inf)
+        for _, part in _products(store, neg, UT, buf):       # [Line 7]
+            np.minimum(m, part.min(axis=0), out=m)
+        accepted, skipped = decide_block(m, Ab @ UT)
+        if accepted:
+            UTa, ma = np.ascontiguousarray(UT[:, accepted]), m[accepted]
+            for start, part in _products(store, pos, UTa, buf):      # [Line 10]
+                hit = pos[start:start + len(part)][(part < ma).any(axis=1)]
+                hit = hit[~covered[hit]]
+                covered[hit] = True
+                n_uncovered -= len(hit)
+            anchors += [block[j] for j in accepted]
+            ms += [m[j] for j in accepted]
+        size = next_size(size, len(block), skipped)
+    if covered_out is not None:
+        covered_out.append(np.flatnonzero(covered))
+    return np.array(anchors, np.int64), np.array(ms, np.float64)
+
+
+DENSE_RELU_BYTES = 1 << 30      # dense float64 ReLU outputs up to this size, compressed beyond
+
+
+def fit_relu(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray, targets, walks) -> dict:
+    """Second layers per target class, ReLU: dense outputs where they are small, else a
+    first_layer.ReluStore (peak memory about 4 bytes per nonzero output); the same neurons."""
+    if 8 * X.shape[0] * W.shape[0] <= DENSE_RELU_BYTES:
+        return fit_dense(first_layer.relu_outputs(X, W, b), y_idx, targets, walks)
+    store = first_layer.relu_store(X, W, b)
+    if store is None:                                        # outputs too large for int32 units
+        return fit_dense(first_layer.relu_outputs(X, W, b), y_idx, targets, walks)
+    layers, covered = [], []
+    for t, walk in zip(targets, walks):
+        anchors, m = greedy_stored(store, y_idx == t, walk, covered)
+        U = store.rows(anchors) == 0 if len(anchors) else np.zeros((0, W.shape[0]), bool)
+        layers.append((anchors, m, kernels.from_bool(U)))
+    return {"layers": layers, "covered": covered}
 
 
 def fit_dense(A_full: np.ndarray, y_idx: np.ndarray, targets, walks) -> dict:
     """Second layers per target class from dense outputs (n, n_iter); see fit_threshold."""
     varying = np.flatnonzero((A_full > 0).any(axis=0) & (A_full == 0).any(axis=0))
     A = np.ascontiguousarray(A_full[:, varying]) if len(varying) < A_full.shape[1] else A_full
-    layers = []
+    layers, covered = [], []
     for t, walk in zip(targets, walks):
-        anchors, m = greedy_dense(A, y_idx == t, walk)
+        anchors, m = greedy_dense(A, y_idx == t, walk, covered)
         layers.append((anchors, m, kernels.from_bool(A_full[anchors] == 0)))
-    return {"layers": layers}
+    return {"layers": layers, "covered": covered}
