@@ -210,7 +210,7 @@ FLAGS = """
 import os
 from memlab.trials import receptive_fields as rf
 rf.trial({"D": 20, "K": 4, "steps": 2, "batch_size": 8, "n_test": 20, "seed": 0, "framework": "jax"})
-print(os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"), os.environ.get("XLA_FLAGS"))
+print(os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"), "|", os.environ.get("XLA_FLAGS"))
 """
 
 
@@ -222,7 +222,7 @@ def test_receptive_fields_jax_sets_the_gpu_flags_before_jax_starts():
     env["PYTHONPATH"] = str(REPO)
     out = subprocess.run([sys.executable, "-c", FLAGS], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    preallocate, flags = out.stdout.split()[-2:]
+    preallocate, flags = out.stdout.strip().splitlines()[-1].split(" | ")    # XLA_FLAGS may hold several
     assert preallocate == "false" and "xla_gpu_deterministic_ops=true" in flags
 
 
