@@ -144,7 +144,7 @@ def grid_child(framework: str, epochs: int) -> None:
     for _ in sys.stdin:
         c0 = time.process_time()
         r = sgd.trial({**GRID_TRIAL, "framework": framework, "epochs": epochs})
-        print(r["n_train"] * epochs, time.time(), time.process_time() - c0, flush=True)
+        print(r["n_train_used"] * epochs, time.time(), time.process_time() - c0, flush=True)
 
 
 class Workers:
@@ -186,7 +186,8 @@ def grid_table(args) -> None:
     load_before = os.getloadavg()[0]
     rows = []
     for framework in ("torch", "jax"):
-        setups = {"alone": (1, cores), "grid, oversubscribed": (2, cores), "grid": (2, max(1, cores // 2))}
+        setups = {"alone": (1, cores), "alone, 1 thread": (1, 1), "grid, oversubscribed": (2, cores),
+                  "grid": (2, max(1, cores // 2))}
         workers = {name: Workers(framework, n, threads, epochs) for name, (n, threads) in setups.items()}
         for w in workers.values():
             w.wait_ready()

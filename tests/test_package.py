@@ -114,3 +114,25 @@ def test_the_wheel_holds_the_package_its_commands_and_a_light_core(tmp_path):
     assert sorted(core) == sorted(["numpy", "scipy", "scikit-learn", "pandas", "joblib", "numba", "matplotlib", "tqdm"])
     assert any(r.startswith("torch") and 'extra == "torch"' in r for r in requires)
     assert any(r.startswith("jax") and 'extra == "jax"' in r for r in requires)
+
+
+def test_status_and_dry_run_of_an_algorithm_grid_import_neither_sklearn_nor_numba():
+    # reading the experiment needs the trial's PARAMS, not its estimator (memlab/algo/estimator.py)
+    for flag in ("--status", "--dry-run"):
+        code = ("from memlab.cli.run import main\n"
+                f"try:\n    main(['--name', 'moons_demo', '{flag}'])\nexcept SystemExit as e:\n    assert not e.code\n")
+        assert not {"sklearn", "numba", "torch", "jax"} & set(imported_after(code)), flag
+
+
+def test_the_algorithm_fingerprint_covers_its_estimator_module(tmp_path, monkeypatch):
+    import importlib.util
+
+    import memlab.algorithm
+    from memlab.trials import fingerprint
+    before = fingerprint(memlab.algorithm)
+    copy = tmp_path / "estimator.py"
+    copy.write_text(open(importlib.util.find_spec("memlab.algo.estimator").origin).read() + "\n# changed\n")
+    spec = importlib.util.spec_from_file_location("memlab.algo.estimator", copy)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    assert fingerprint(memlab.algorithm) != before
+    assert memlab.algorithm.Memorizer.__module__ == "memlab.algo.estimator"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
+import os
 import inspect
 import re
 import sys
@@ -57,6 +59,9 @@ def fingerprint(module: ModuleType) -> str:
 
     A result whose fingerprint differs from the current code's is *stale*: reported by
     `run.py --status` and recomputed by `--rerun-stale`.
+
+    A trial whose code lies partly in other modules names them in `SOURCES` (module names); their
+    source files enter the hash too, read from disk without importing them.
     """
     version = getattr(module, "VERSION", None)
     if version is not None:
@@ -65,4 +70,11 @@ def fingerprint(module: ModuleType) -> str:
         source = inspect.getsource(module)
     except (OSError, TypeError):
         return "unknown"
-    return "src-" + hashlib.sha256(source.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(source.encode())
+    for name in getattr(module, "SOURCES", ()):
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+            return "unknown"
+        with open(spec.origin, "rb") as f:
+            digest.update(f.read())
+    return "src-" + digest.hexdigest()[:12]
