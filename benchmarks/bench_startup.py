@@ -8,6 +8,12 @@ module, memlab's and the libraries', is compiled from source again); warm: the m
 `--repeat` calls after it.  CPU is user + system time of the process, which a busy machine
 inflates less than wall time.  Then, for `run.py --status`, which heavy libraries it imports
 and their cumulative import time (`python -X importtime`).
+
+Then a local run's start: how long a pool of 2 workers takes until both are ready for trials
+(memlab.pool, the trial module imported), and a one-trial `run.py` of moons_demo (`--set` to
+one grid point, `--as` a new name each time) with an empty numba cache (the kernels compiled)
+and again with that cache (what every later run pays): compilation is paid once per machine,
+not per run.
 """
 from __future__ import annotations
 
@@ -57,6 +63,34 @@ def import_costs(argv, cwd, env) -> dict[str, float]:
     return costs
 
 
+def pool_ready(study: str, env: dict, workers: int = 2) -> float:
+    """Wall seconds from starting `workers` supervised workers until all say ready."""
+    code = ("import time, uuid\nfrom memlab.pool import Pool\nfrom memlab.worker import Job\n"
+            f"job = Job('moons_demo', 'algorithm', 'results', 'local', {study!r}, run_id=uuid.uuid4().hex)\n"
+            f"pool = Pool(job, n_workers={workers})\nt0 = time.perf_counter()\n"
+            f"ws = [pool._start() for _ in range({workers})]\n"
+            "for w in ws:\n    pool._receive(w, None)\n    assert w.ready\n"
+            "print(time.perf_counter() - t0)\npool.close()")
+    out = subprocess.run([sys.executable, "-c", code], cwd=study, env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+ONE_TRIAL = ["run.py", "--name", "moons_demo", "--set", "restart=0", "--set", "n_iter=100",
+             "--set", "max_bias=0.5", "--tasks", "1", "-q"]
+
+
+def run_start(study: str, env: dict, repeat: int) -> list[tuple[str, float, float]]:
+    with tempfile.TemporaryDirectory() as numba_cache:
+        env = {**env, "NUMBA_CACHE_DIR": numba_cache}
+        rows = [("2 workers ready (pool start)", statistics.median(pool_ready(study, env) for _ in range(repeat)), None)]
+        compiled = timed([*ONE_TRIAL, "--as", "one_cold"], study, env)
+        cached = [timed([*ONE_TRIAL, "--as", f"one_warm{i}"], study, env) for i in range(repeat)]
+    rows.append(("one-trial run, empty numba cache (kernels compiled)", *compiled))
+    rows.append(("one-trial run, numba cache from the run before", statistics.median(w for w, _ in cached),
+                 statistics.median(c for _, c in cached)))
+    return rows
+
+
 def main(repeat: int) -> str:
     with tempfile.TemporaryDirectory() as study, tempfile.TemporaryDirectory() as cold_cache:
         Path(study, "experiments").mkdir()
@@ -69,6 +103,7 @@ def main(repeat: int) -> str:
             warm = [timed(argv, study, env) for _ in range(repeat)]
             rows.append((label, cold, statistics.median(w for w, _ in warm), statistics.median(c for _, c in warm)))
         costs = import_costs(COMMANDS[0][1], study, env)
+        starts = run_start(study, env, repeat)
     out = [f"Commands that run no trial, from a study folder holding only `experiments/moons_demo.json`; "
            f"cold = first call with an empty bytecode cache, warm = median of {repeat}.", "",
            "| command | cold wall (s) | cold CPU (s) | warm wall (s) | warm CPU (s) |", "|---|---:|---:|---:|---:|"]
@@ -77,6 +112,10 @@ def main(repeat: int) -> str:
     shown = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(costs.items(), key=lambda kv: -kv[1])) or "none"
     out += ["", "Heavy libraries `run.py --status` imports (cumulative import time, warm; nested ones "
                 f"overlap): {shown}."]
+    out += ["", f"A local run's start (median of {repeat}; CPU of the run and its workers):", "",
+            "| what | wall (s) | CPU (s) |", "|---|---:|---:|"]
+    for label, wall, cpu in starts:
+        out.append(f"| {label} | {wall:.2f} | {'' if cpu is None else f'{cpu:.2f}'} |")
     return "\n".join(out)
 
 

@@ -130,6 +130,13 @@ def seed_of(params: dict) -> int:
     return trial_seed({k: v for k, v in params.items() if k not in NOT_SEEDED})
 
 
+def prepare() -> None:
+    """Called by each worker process before its first trial (memlab.worker.prepare): imports the
+    estimator and loads numba's threshold kernels, so no trial's `seconds` pays for them."""
+    from memlab.algo.estimator import warm_up
+    warm_up("thres")
+
+
 def trial(params: dict) -> dict:
     """Fit Algorithm 2 to the dataset and score it on the same points (interpolation: 1.0).
 

@@ -112,6 +112,18 @@ class SystemExitError(Exception):
     """A trial called sys.exit()."""
 
 
+def prepare(job: Job) -> None:
+    """Call the trial module's optional `prepare()` once per process, after the worker said
+    ready and before its first trial: what every trial needs loaded or compiled (numba kernels,
+    a framework) is then in no trial's time.  An error here is left to the trials to report."""
+    hook = getattr(sys.modules.get(trial_registry.module_name(job.trial)), "prepare", None)
+    if callable(hook):
+        try:
+            hook()
+        except Exception:
+            pass
+
+
 def serve(conn: Connection) -> int:
     """The worker's loop: a Job, then trials until told to stop or the supervisor is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the supervisor's to handle
@@ -124,6 +136,7 @@ def serve(conn: Connection) -> int:
                             f"{type(e).__name__}: {e}", "".join(traceback.format_exception(e))))
         return 1
     conn.send(("ready", w.code))
+    prepare(job)
     while True:
         try:
             msg = conn.recv()

@@ -439,3 +439,30 @@ def test_batched_kernel_with_three_word_first_pass_equals_oracle():
     words in its first pass (kernels.batch_min): still the oracle's neurons."""
     X, y = random_data(12, n=1200, d=30, classes=3)
     same_network(*fit_both(X, y, n_iter=320, max_bias=0.3, random_state=5))
+
+
+def test_memorizer_keeps_scikit_learn_conventions_without_importing_it():
+    import subprocess
+    import sys
+    code = ("import sys\nfrom memlab.algo.estimator import Memorizer\nassert 'sklearn' not in sys.modules\n"
+            "m = Memorizer(n_iter=50, max_bias=0.5, random_state=3)\n"
+            "assert m.get_params()['n_iter'] == 50 and repr(m) == 'Memorizer(max_bias=0.5, n_iter=50, random_state=3)'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from sklearn.base import clone, is_classifier
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from memlab.algorithm import Memorizer
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 3)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1).max()
+    y = (X[:, 0] > 0).astype(int)
+    net = Memorizer(n_iter=60, max_bias=0.5, random_state=1)
+    assert is_classifier(net)
+    again = clone(net)
+    assert again is not net and again.get_params() == net.get_params()
+    np.testing.assert_array_equal(again.fit(X, y).predict(X), net.fit(X, y).predict(X))
+    assert net.score(X, y) == np.mean(net.predict(X) == y) > 0.9
+    assert len(cross_val_score(net, X, y, cv=3)) == 3
+    search = GridSearchCV(net, {"n_iter": [20, 80]}, cv=2).fit(X, y)
+    assert search.best_params_["n_iter"] in (20, 80)
+    with pytest.raises(ValueError, match="invalid parameter 'width'"):
+        net.set_params(width=3)

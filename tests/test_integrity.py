@@ -498,3 +498,34 @@ def test_planned_keys_and_seeds_are_identify_of_the_resolved_parameters(study):
                     for m in ("fast", "oracle"))
     assert fast.params["method"] != oracle.params["method"] and fast.seed == oracle.seed and fast.key != oracle.key
     assert {t.seed for t in trials if "seed" in t.params and t.params["seed"] in (5, 6)} >= {5, 6}
+
+
+PREPARED = """
+import os, time
+from memlab.params import Param, resolve
+PARAMS = {"x": Param(0), "fail": Param(False)}
+PREPARED = []
+
+def prepare():
+    PREPARED.append(os.getpid())
+    if os.environ.get("PREPARE_FAILS"):
+        raise RuntimeError("no kernels today")
+    time.sleep(0.5)
+
+def trial(params):
+    p = resolve(PARAMS, params)
+    return {"prepared": PREPARED == [os.getpid()]}
+"""
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_trials_prepare_runs_once_per_worker_before_its_trials_and_in_no_trials_time(study, monkeypatch, fails):
+    study.module("prepared", PREPARED)
+    study.experiment("prep", {"trial": "prepared", "param_grid": {"x": list(range(4))}})
+    if fails:
+        monkeypatch.setenv("PREPARE_FAILS", "1")
+    run("prep", tasks=2)
+    records = list(Store("prep").state().ok.values())
+    assert len(records) == 4
+    assert all(r["result"]["prepared"] for r in records)         # once per process, before its trials
+    assert max(r["seconds"] for r in records) < 0.4              # the 0.5 s of prepare is in none

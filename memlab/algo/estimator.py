@@ -5,13 +5,12 @@ an experiment (`run.py --status`, `--dry-run`) imports neither scikit-learn nor 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
-
 from memlab.algo import fast, first_layer, kernels, oracle
+from memlab.algo.base import LightClassifier
 from memlab.algorithm import ACTIVATIONS, DEVICES, METHODS, PREDICT_CHUNK_BYTES, RULES  # noqa: F401
 
 
-class Memorizer(ClassifierMixin, BaseEstimator):
+class Memorizer(LightClassifier):
     """Algorithm 2: a random first layer, a greedy second layer, an OR (see the module docstring).
 
     random_state: int, numpy Generator or None; it draws W, b and the candidates' order.
@@ -119,7 +118,7 @@ class Memorizer(ClassifierMixin, BaseEstimator):
         self.n_draws_ = draws
 
     def _binary(self, anchors, m, U_bits, draws=None) -> "Memorizer":
-        est = clone(self)
+        est = self.clone()
         est.classes_ = np.array([0, 1])
         est.n_features_in_ = self.n_features_in_
         est.W_, est.b_, est.unit_order_ = self.W_, self.b_, self.unit_order_
