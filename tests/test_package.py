@@ -102,7 +102,8 @@ def test_the_wheel_holds_the_package_its_commands_and_a_light_core(tmp_path):
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         entry = z.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     for module in ("memlab/api.py", "memlab/algorithm.py", "memlab/cli/run.py", "memlab/trials/sgd.py",
-                   "memlab/datasets/registry.py", "memlab/plots/grid.py", "memlab/backends/sge.py"):
+                   "memlab/datasets/registry.py", "memlab/plots/grid.py", "memlab/backends/sge.py",
+                   "memlab/backends/jobs/sge.sh", "memlab/backends/jobs/slurm.sh"):
         assert module in names
     assert not any(n.startswith(("tests/", "benchmarks/", "experiments/")) or n in ("run.py", "algorithm.py")
                    for n in names)

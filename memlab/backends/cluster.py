@@ -37,10 +37,12 @@ from memlab import io
 from memlab.backends import Incomplete, describe
 from memlab.params import Trial
 from memlab.errors import ConfigError, UserError
+from memlab.log import log
 from memlab.store import Store, Summary
 from memlab.units import format_mem, hms, parse_mem, parse_time  # noqa: F401  (used by sge.py/slurm.py)
 
-REPO = Path(__file__).resolve().parent.parent.parent   # where sge.sh, slurm.sh and memlab/ live
+REPO = Path(__file__).resolve().parent.parent.parent   # the folder holding memlab/ (a clone, or site-packages)
+JOBS = Path(__file__).resolve().parent / "jobs"        # sge.sh, slurm.sh: package data (the clone's top-level links)
 SCHEDULERS = {"sge": "memlab.backends.sge", "slurm": "memlab.backends.slurm"}
 
 POLL_MIN_S = 0.5          # poll records and queue this often at first...
@@ -191,7 +193,7 @@ def submissions(store: Store) -> list[Submission]:
         try:
             subs.append(Submission(**json.loads(p.read_text())))
         except (ValueError, TypeError) as e:
-            print(f"warning: ignoring unreadable {p}: {e}", file=sys.stderr)
+            log.warning(f"warning: ignoring unreadable {p}: {e}", extra={"stderr": True})
     return subs
 
 
@@ -202,11 +204,11 @@ def submit(sched, exp, pending: list[Trial], store: Store, opts) -> Submission:
     n = n_tasks(opts.tasks, len(pending), limit)
     if opts.tasks > n or (opts.tasks == -1 and n < len(pending)):
         why = f"the array limit is {limit}" if n == limit and n < len(pending) else f"{len(pending)} trials to run"
-        print(f"using {n} array tasks ({why})")
+        log.info(f"using {n} array tasks ({why})")
     manifest = write_manifest(store, exp, sched.NAME, deal(pending, n), res, getattr(opts, "timeout", None))
     logs = store.dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)   # a missing -o folder makes SGE hang the job
-    cmd = sched.command(script=REPO / sched.SCRIPT, python=sys.executable, repo=REPO, manifest=manifest.resolve(),
+    cmd = sched.command(script=JOBS / sched.SCRIPT, python=sys.executable, repo=REPO, manifest=manifest.resolve(),
                         cwd=Path.cwd(), logs=logs.resolve(), name=job_name(exp.name), n_tasks=n, res=res,
                         extra=opts.scheduler_args)
     out = sh(cmd)
@@ -218,7 +220,7 @@ def submit(sched, exp, pending: list[Trial], store: Store, opts) -> Submission:
     sub = Submission(sched.NAME, sched.parse_job_id(out.stdout), str(manifest), n,
                      time.strftime("%Y-%m-%d %H:%M:%S"), cmd)
     sub.save()
-    print(f"submitted {sub}: {n} tasks, {len(pending)} trials; logs in {logs}/", flush=True)
+    log.info(f"submitted {sub}: {n} tasks, {len(pending)} trials; logs in {logs}/")
     return sub
 
 
@@ -280,11 +282,12 @@ def in_flight(store: Store) -> dict[str, Submission]:
         try:
             tasks = sub.sched.tasks(sub.job_id)
         except SchedulerError as e:
-            print(f"warning: cannot ask about {sub} ({e}); treating its trials as not running", file=sys.stderr)
+            log.warning(f"warning: cannot ask about {sub} ({e}); treating its trials as not running",
+                        extra={"stderr": True})
             continue
         if tasks is None:
-            print(f"warning: {sub.backend} did not answer about job {sub.job_id}; "
-                  "treating its trials as not running", file=sys.stderr)
+            log.warning(f"warning: {sub.backend} did not answer about job {sub.job_id}; "
+                        "treating its trials as not running", extra={"stderr": True})
             continue
         if not tasks:
             sub.ended = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -309,8 +312,8 @@ def run(sched, exp, pending: list[Trial], store: Store, opts, report) -> None:
         jobs.append(submit(sched, exp, pending, store, opts))
     if not opts.wait:
         if pending:
-            print(f"not waiting (--no-wait): `python run.py --name {exp.name} --collect` merges what has "
-                  f"finished; `{jobs[-1].sched.CANCEL} {jobs[-1].job_id}` cancels")
+            log.info(f"not waiting (--no-wait): `python run.py --name {exp.name} --collect` merges what has "
+                     f"finished; `{jobs[-1].sched.CANCEL} {jobs[-1].job_id}` cancels")
         return
     wait(jobs, store, report, opts.progress)
 
@@ -356,14 +359,15 @@ def wait(jobs: list[Submission], store: Store, report, progress: bool = True) ->
         drain()
     except (KeyboardInterrupt, Incomplete):
         for sub in active:
-            print(f"{sub} is still in the queue and goes on without us: "
-                  f"`{sub.sched.CANCEL} {sub.job_id}` cancels it, --collect merges its results", file=sys.stderr)
+            log.warning(f"{sub} is still in the queue and goes on without us: "
+                        f"`{sub.sched.CANCEL} {sub.job_id}` cancels it, --collect merges its results",
+                        extra={"stderr": True})
         raise
     except Exception:           # e.g. --fail-fast's stop at a failed trial: stop the jobs too
         for sub in active:
             with contextlib.suppress(SchedulerError):
                 sub.sched.cancel(sub.job_id)
-                print(f"cancelled {sub}", file=sys.stderr)
+                log.warning(f"cancelled {sub}", extra={"stderr": True})
         raise
     if expected - reported or stuck_jobs:
         _report_end(jobs, stuck_jobs, store)
@@ -390,7 +394,7 @@ def _status_line(counts: dict, n_reported: int, n_expected: int, shown: list) ->
     """Without a progress bar (a log file): the tasks' states when they change, at most every 10 s."""
     line = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     if line and line != shown[0] and time.monotonic() - shown[1] > 10:
-        print(f"tasks: {line}; {n_reported}/{n_expected} trials recorded", flush=True)
+        log.info(f"tasks: {line}; {n_reported}/{n_expected} trials recorded")
         shown[:] = [line, time.monotonic()]
 
 
@@ -420,7 +424,7 @@ def _report_end(jobs: list[Submission], stuck_jobs: list, store: Store) -> None:
                         + "; ".join(f"task {t}: {why}" for t, why in sorted(stuck.items())))
         problems.append(f"  {sub.sched.STUCK_FIX.format(job=sub.job_id)}")
     if problems:
-        print("\n".join(problems), flush=True)
+        log.info("\n".join(problems))
         raise Incomplete(", ".join(([f"{died} array task(s) died"] if died else [])
                                    + ([f"{len(stuck_jobs)} job(s) stuck in the queue"] if stuck_jobs else [])))
 
@@ -472,12 +476,12 @@ def exit_reason(sub: Submission, task: int, log: Path) -> str:
 def collect_report(store: Store, flying: dict[str, Submission]) -> None:
     """For --collect: what is still running, and the tasks of ended jobs that died."""
     if flying:
-        print(f"{len(flying)} trials still queued or running ({describe(flying)}): "
-              f"--collect again later, or run the same command to wait for them")
+        log.info(f"{len(flying)} trials still queued or running ({describe(flying)}): "
+                 f"--collect again later, or run the same command to wait for them")
     lines, done = [], recorded_keys(store)
     for sub in submissions(store):
         if sub.ended:
             lines += task_problems(sub, store, done, running=flying)[1]
     if lines:
-        print("\n".join(lines))
-        print("run the same command again to rerun their missing trials")
+        log.info("\n".join(lines))
+        log.info("run the same command again to rerun their missing trials")
