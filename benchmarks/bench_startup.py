@@ -82,9 +82,9 @@ ONE_TRIAL = ["run.py", "--name", "moons_demo", "--set", "restart=0", "--set", "n
 def run_start(study: str, env: dict, repeat: int) -> list[tuple[str, float, float]]:
     with tempfile.TemporaryDirectory() as numba_cache:
         env = {**env, "NUMBA_CACHE_DIR": numba_cache}
-        rows = [("2 workers ready (pool start)", statistics.median(pool_ready(study, env) for _ in range(repeat)), None)]
         compiled = timed([*ONE_TRIAL, "--as", "one_cold"], study, env)
         cached = [timed([*ONE_TRIAL, "--as", f"one_warm{i}"], study, env) for i in range(repeat)]
+        rows = [("2 workers ready (pool start)", statistics.median(pool_ready(study, env) for _ in range(repeat)), None)]
     rows.append(("one-trial run, empty numba cache (kernels compiled)", *compiled))
     rows.append(("one-trial run, numba cache from the run before", statistics.median(w for w, _ in cached),
                  statistics.median(c for _, c in cached)))
