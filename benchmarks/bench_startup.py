@@ -10,7 +10,8 @@ inflates less than wall time.  Then, for `run.py --status`, which heavy librarie
 and their cumulative import time (`python -X importtime`).
 
 Then a local run's start: how long a pool of 2 workers takes until both are ready for trials
-(memlab.pool, the trial module imported), and a one-trial `run.py` of moons_demo (`--set` to
+(memlab.pool: the trial module imported and its prepare() done), for a trivial trial and for
+`algorithm`, and a one-trial `run.py` of moons_demo (`--set` to
 one grid point, `--as` a new name each time) with an empty numba cache (the kernels compiled)
 and again with that cache (what every later run pays): compilation is paid once per machine,
 not per run.
@@ -63,10 +64,11 @@ def import_costs(argv, cwd, env) -> dict[str, float]:
     return costs
 
 
-def pool_ready(study: str, env: dict, workers: int = 2) -> float:
-    """Wall seconds from starting `workers` supervised workers until all say ready."""
+def pool_ready(study: str, env: dict, trial: str, workers: int = 2) -> float:
+    """Wall seconds from starting `workers` supervised workers until all say ready (the trial
+    module imported and its prepare() done)."""
     code = ("import time, uuid\nfrom memlab.pool import Pool\nfrom memlab.worker import Job\n"
-            f"job = Job('moons_demo', 'algorithm', 'results', 'local', {study!r}, run_id=uuid.uuid4().hex)\n"
+            f"job = Job('moons_demo', {trial!r}, 'results', 'local', {study!r}, run_id=uuid.uuid4().hex)\n"
             f"pool = Pool(job, n_workers={workers})\nt0 = time.perf_counter()\n"
             f"ws = [pool._start() for _ in range({workers})]\n"
             "for w in ws:\n    pool._receive(w, None)\n    assert w.ready\n"
@@ -84,7 +86,10 @@ def run_start(study: str, env: dict, repeat: int) -> list[tuple[str, float, floa
         env = {**env, "NUMBA_CACHE_DIR": numba_cache}
         compiled = timed([*ONE_TRIAL, "--as", "one_cold"], study, env)
         cached = [timed([*ONE_TRIAL, "--as", f"one_warm{i}"], study, env) for i in range(repeat)]
-        rows = [("2 workers ready (pool start)", statistics.median(pool_ready(study, env) for _ in range(repeat)), None)]
+        shutil.copy(REPO / "benchmarks" / "trivial.py", Path(study, "bench_trivial.py"))
+        rows = [(f"2 workers ready, trial {name}", statistics.median(pool_ready(study, env, t) for _ in range(repeat)), None)
+                for name, t in (("`trivial` (the worker alone)", "bench_trivial"),
+                                ("`algorithm` (+ prepare: numba, kernels loaded)", "algorithm"))]
     rows.append(("one-trial run, empty numba cache (kernels compiled)", *compiled))
     rows.append(("one-trial run, numba cache from the run before", statistics.median(w for w, _ in cached),
                  statistics.median(c for _, c in cached)))

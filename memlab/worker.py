@@ -113,9 +113,10 @@ class SystemExitError(Exception):
 
 
 def prepare(job: Job) -> None:
-    """Call the trial module's optional `prepare()` once per process, after the worker said
-    ready and before its first trial: what every trial needs loaded or compiled (numba kernels,
-    a framework) is then in no trial's time.  An error here is left to the trials to report."""
+    """Call the trial module's optional `prepare()` once per process, before the worker says
+    ready: what every trial needs loaded or compiled (numba kernels, a framework) is then in no
+    trial's time, nor in its time limit or slow-trial clock.  An error here is left to the
+    trials to report."""
     hook = getattr(sys.modules.get(trial_registry.module_name(job.trial)), "prepare", None)
     if callable(hook):
         try:
@@ -135,8 +136,8 @@ def serve(conn: Connection) -> int:
         conn.send(("fatal", f"the worker could not load trial '{getattr(job, 'trial', '?')}': "
                             f"{type(e).__name__}: {e}", "".join(traceback.format_exception(e))))
         return 1
-    conn.send(("ready", w.code))
     prepare(job)
+    conn.send(("ready", w.code))
     while True:
         try:
             msg = conn.recv()
