@@ -680,8 +680,10 @@ def test_lines_boundary_keeps_the_reference_window_and_is_no_strip(ctx, tmp_path
     assert ax.get_ylim() == (-0.55, 0.55) and ax.get_aspect() == 1.0
     box = ax.get_window_extent()
     assert box.height >= 100 and box.width >= 2 * box.height * 0.9     # the 2.2 x 1.1 window, drawn to scale
-    assert all(c.get_sizes()[0] == pytest.approx(2.75 ** 2) for c in ax.collections
-               if c.get_gid() in ("class_0", "class_1"))
+    samples = [c for c in ax.collections if c.get_gid() in ("class_0", "class_1")]
+    assert all(c.get_sizes()[0] == pytest.approx(2.75 ** 2) for c in samples)
+    stars = [line for line in ax.lines if line.get_gid() == "anchor"]
+    assert stars and min(c.get_zorder() for c in samples) > max(s.get_zorder() for s in stars)  # samples_on_top
 
 
 def test_shipped_reference_files_keep_scales_and_layouts():
