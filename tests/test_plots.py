@@ -706,5 +706,6 @@ def test_window_decides_the_aspect_and_large_ticks_are_compact(ctx, tmp_path):
     framed = render({"type": "dataset_2d", "name": "d", "dataset": "lines", "ylim": [-0.55, 0.55]}, None, ctx).axes[0]
     assert strip.get_aspect() == "auto" and framed.get_aspect() == 1.0
     from memlab.plots.common import compact, fmt
-    assert [compact(v) for v in (100_000, 300_000, 1_000_000, 1_500_000, 1_234)] == ["100k", "300k", "1M", "1.5M", "1234"]
+    assert [compact(v) for v in (100_000, 300_000, 1_000_000, 1_500_000, 1_234)] == \
+        ["100k", "300k", "1M", "1.5M", "1234"]
     assert fmt(1_000_000.0) == "1000000" and fmt(0.15000000000000002) == "0.15"

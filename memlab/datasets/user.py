@@ -91,7 +91,8 @@ def _labels(y: np.ndarray, n: int, fail) -> np.ndarray:
         fail(f"y must hold integer class indices, got dtype {y.dtype}", "y", RELABEL)
     if y.dtype.kind == "f":
         if np.isnan(y).any():
-            fail(f"y holds NaN, first at row {int(np.argmax(np.isnan(y)))}", "y", "drop those rows, or give them a class")
+            fail(f"y holds NaN, first at row {int(np.argmax(np.isnan(y)))}", "y",
+                 "drop those rows, or give them a class")
         frac = y != np.round(y)
         if frac.any():
             i = int(np.argmax(frac))
