@@ -571,7 +571,8 @@ EXPERIMENTS = {"mnist": 16_250, "mnist_ext_bias": 750, "mnist_ext_iter": 825, "m
                "digits": 396}
 PLOT_KEYS = {"heatmap": ({"idx", "col", "val"}, {"agg", "round", "vmin", "vmax", "levels", "smooth"}),
              "slices": ({"x", "y", "hue"}, {"values", "band", "marker_threshold", "mark_every", "agg", "round"}),
-             "dataset_images": ({"dataset"}, {"n_per_class"})}
+             "dataset_images": ({"dataset"}, {"n_per_class", "rows", "cols", "classes", "img_width", "img_height",
+                                              "img_channels"})}
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 
 

@@ -653,3 +653,59 @@ def test_one_image_per_class_is_a_titled_grid(ctx, tmp_path):
     assert len(shown) == 10 and [ax.get_title() for ax in shown] == [str(c) for c in range(10)]
     rows = {round(ax.get_position().y0, 3) for ax in shown}
     assert len(rows) == 2    # two rows of five, not ten rows of one
+
+
+# --- the shipped copies of the reference's files keep its plot options (issue 12) -------------
+
+def shipped_plot(experiment: str, name: str) -> dict:
+    import json
+    from pathlib import Path
+    raw = json.loads((Path(__file__).resolve().parents[1] / "experiments" / f"{experiment}.json").read_text())
+    return next(p for p in raw["plots"] if p["name"] == name)
+
+
+def test_lines_boundary_keeps_the_reference_window_and_is_no_strip(ctx, tmp_path, algorithm_module):
+    """lines.json's boundary: ylim [-0.55, 0.55] and figsize 4 x 3 as the reference's file has
+    them; the 0.1-high data then sit in an equal-aspect window, not a 30-pixel strip."""
+    spec = shipped_plot("lines", "boundary")
+    assert spec["ylim"] == [-0.55, 0.55] and spec["figsize"] == [4.0, 3.0] and spec["markersize"] == 2.75
+    validate(dict(spec))
+    fig = render({**spec, "resolution": 60}, None, ctx)
+    path = tmp_path / "boundary.png"
+    fig.savefig(path, dpi=100)
+    from matplotlib.image import imread
+    h, w = imread(str(path)).shape[:2]
+    assert h >= 250 and w >= 350                       # about 4 x 3 inches at 100 dpi, not a strip
+    ax = fig.axes[0]
+    assert ax.get_ylim() == (-0.55, 0.55) and ax.get_aspect() == 1.0
+    box = ax.get_window_extent()
+    assert box.height >= 100 and box.width >= 2 * box.height * 0.9     # the 2.2 x 1.1 window, drawn to scale
+    samples = [c for c in ax.collections if c.get_gid() in ("class_0", "class_1")]
+    assert all(c.get_sizes()[0] == pytest.approx(2.75 ** 2) for c in samples)
+    stars = [line for line in ax.lines if line.get_gid() == "anchor"]
+    assert stars and min(c.get_zorder() for c in samples) > max(s.get_zorder() for s in stars)  # samples_on_top
+
+
+def test_shipped_reference_files_keep_scales_and_layouts():
+    """Spot checks of options the copies had lost: colour and value scales, image grids, sizes."""
+    assert (shipped_plot("mnist", "width")["vmax"], shipped_plot("cifar10", "width_bias")["vmax"]) == (49418, 57076)
+    assert shipped_plot("mnist_ext_iter", "width_iter")["vmin"] == 0
+    assert shipped_plot("mnist_1vs8_size", "width_iter")["vmax"] == 83
+    grid = shipped_plot("cifar10", "dataset")
+    assert (grid["rows"], grid["cols"], grid["img_channels"]) == (2, 5, 3)
+    assert shipped_plot("mnist", "interpolation")["figsize"] == [2.3, 1.9]
+    moons = shipped_plot("moons", "interpolation")
+    assert (moons["idx"], moons["col"], moons["smooth"], moons["levels"]) == ("n_iter", "max_bias", 0.8, 15)
+    assert shipped_plot("moons", "boundary_250_05")["outline"] is True
+    assert shipped_plot("moons_size", "width")["smooth"] == 1.0
+    assert shipped_plot("moons_size", "dataset_1k")["figsize"] == [2.5, 1.25]
+
+
+def test_window_decides_the_aspect_and_large_ticks_are_compact(ctx, tmp_path):
+    strip = render({"type": "dataset_2d", "name": "d", "dataset": "lines"}, None, ctx).axes[0]
+    framed = render({"type": "dataset_2d", "name": "d", "dataset": "lines", "ylim": [-0.55, 0.55]}, None, ctx).axes[0]
+    assert strip.get_aspect() == "auto" and framed.get_aspect() == 1.0
+    from memlab.plots.common import compact, fmt
+    assert [compact(v) for v in (100_000, 300_000, 1_000_000, 1_500_000, 1_234)] == \
+        ["100k", "300k", "1M", "1.5M", "1234"]
+    assert fmt(1_000_000.0) == "1000000" and fmt(0.15000000000000002) == "0.15"

@@ -4,6 +4,7 @@
     python data.py --name mnist cifar10         # only these (download, verify, cache)
     python data.py --name mnist --source DIR    # from already-downloaded archives in DIR
     python data.py --list                       # every name, its shape, whether it is there
+                                                # (and your own datasets/NAME.npz files: user)
 """
 from __future__ import annotations
 
@@ -18,16 +19,21 @@ from memlab.errors import UserError
 
 def list_datasets() -> None:
     rows = []
-    for name, spec in sorted(datasets.DATASETS.items()):
-        st = datasets.status(name)
-        if st == "materialized":
+    for name in sorted([*datasets.DATASETS, *datasets.user_files()]):
+        spec = datasets.spec(name)
+        st, shape, description = datasets.status(name), spec.shape, spec.description
+        if spec.kind == "user":
+            try:
+                shape = datasets.user.read(datasets.path(name))["X"].shape
+            except UserError as e:
+                st, shape = "user file, invalid", None
+                description = f"{e.message} (key '{e.key}')" if e.key else e.message
+        elif st == "materialized":
             import numpy as np
             with np.load(datasets.path(name)) as f:
                 shape = f["X"].shape
-        else:
-            shape = spec.shape
         shape = "x".join(str(s) for s in shape) if shape else "?"
-        rows.append((name, spec.kind, shape, st, spec.description))
+        rows.append((name, spec.kind, shape, st, description))
     w = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:>{w[2]}}  {r[3]:<{w[3]}}  {r[4]}")

@@ -3,7 +3,7 @@
     python plot.py --name moons                    # every plot, PDF (vector)
     python plot.py --name moons --format png       # as PNG, 300 dpi (--dpi to change)
     python plot.py --name moons --format html      # plots/moons/index.html: figures, grid, table, failures
-    python plot.py --name moons --only interpolation boundary_n100
+    python plot.py --name moons --only interpolation boundary_100_00
 
 Reads results/NAME.csv (and results/NAME_series.csv for per-epoch curves); plots that draw
 from a dataset or a freshly fitted model alone (dataset_2d, boundary_2d, ...) need no results.

@@ -5,7 +5,9 @@
 
 A dataset file `datasets/NAME.npz` holds `X` (float32, n x d), `y` (uint8, n), optionally
 `is_test` (bool, n: the official test split) and `meta` (a JSON string: image_shape as
-[H, W, C], classes, source, ...).  Adding a dataset is one function plus one `@register`.
+[H, W, C], classes, source, ...).  Adding a dataset is one function plus one `@register`, or
+no code at all: any other `datasets/NAME.npz` with `X` and `y` is the user's dataset NAME
+(memlab/datasets/user.py checks and reads it).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from memlab import io
-from memlab.datasets import corrupt
+from memlab.datasets import corrupt, user
 from memlab.errors import DatasetError, choices_hint
 from memlab.params import Param
 from memlab.paths import DATASETS_DIR
@@ -30,7 +32,7 @@ SPLITS = ("all", "train", "test")
 class DatasetSpec:
     name: str
     build: Callable[..., dict]      # build(source: Path | None) -> {"X", "y", ["is_test"], ["meta"]}
-    kind: str                       # "synthetic" | "image"
+    kind: str                       # "synthetic" | "image" | "user" (an unregistered datasets/NAME.npz)
     on_demand: bool                 # cheap and offline: built the first time a trial loads it
     default: bool                   # built by a bare `python data.py`
     shape: tuple | None             # (n, d), known without building, for --list
@@ -88,11 +90,37 @@ class Dataset:
 
 
 def spec(name: str) -> DatasetSpec:
-    try:
+    if name in DATASETS:
         return DATASETS[name]
-    except KeyError:
-        raise DatasetError(f"unknown dataset '{name}'", key="dataset",
-                           fix=f"{choices_hint(name, DATASETS)}; `python data.py --list` lists them") from None
+    if is_user_file(name):
+        return _user_spec(name)
+    known = [*DATASETS, *user_files()]
+    raise DatasetError(f"unknown dataset '{name}'", key="dataset",
+                       fix=f"{choices_hint(name, known)}; `python data.py --list` lists them, and any "
+                           f"{DATASETS_DIR() / (str(name) + '.npz')} holding X and y is one")
+
+
+def is_user_file(name) -> bool:
+    """NAME is no registered dataset, and datasets/NAME.npz exists: the user's own data."""
+    name = str(name)
+    return (name not in DATASETS and "/" not in name and not name.startswith(".")
+            and path(name).is_file())
+
+
+def user_files() -> list[str]:
+    """The names of the user's own dataset files in datasets/ (unregistered NAME.npz)."""
+    folder = DATASETS_DIR()
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.npz") if is_user_file(p.stem))
+
+
+def _user_spec(name: str) -> DatasetSpec:
+    def build(source=None):
+        raise DatasetError(f"'{name}' is your own file {path(name)}, not a registered dataset: "
+                           f"there is nothing to build", key="dataset", fix="leave out --force for it")
+    return DatasetSpec(name, build, "user", on_demand=False, default=False, shape=None,
+                       description=f"your own file datasets/{name}.npz")
 
 
 def path(name: str) -> Path:
@@ -100,7 +128,9 @@ def path(name: str) -> Path:
 
 
 def status(name: str) -> str:
-    """'materialized', 'on demand' (cheap synthetic, built when loaded) or 'missing'."""
+    """'materialized', 'on demand' (cheap synthetic, built when loaded), 'missing' or 'user file'."""
+    if spec(name).kind == "user":
+        return "user file"
     if path(name).exists():
         return "materialized"
     return "on demand" if spec(name).on_demand else "missing"
@@ -114,7 +144,8 @@ def require(names) -> None:
     """Raise one DatasetError naming every dataset that is unknown or must be fetched first."""
     names = sorted(set(names))
     for n in names:
-        spec(n)
+        if spec(n).kind == "user":
+            user.read(path(n))        # checked before any trial runs: the file, the key, the fix
     missing = [n for n in names if status(n) == "missing"]
     if missing:
         raise DatasetError(f"dataset(s) not materialized: {', '.join(missing)}", key="dataset",
@@ -145,6 +176,18 @@ def save(target: Path, arrays: dict) -> None:
 
 
 def _read(name: str) -> Dataset:
+    if spec(name).kind == "user":
+        a = user.read(path(name))
+        X, y, is_test, meta = a["X"], a["y"], a["is_test"], a["meta"]
+    else:
+        X, y, is_test, meta = _read_registered(name)
+    for a in (X, y, is_test):
+        if a is not None:
+            a.setflags(write=False)  # shared by every trial of this process: nobody may mutate it
+    return Dataset(name, X, y, is_test, meta)
+
+
+def _read_registered(name: str):
     if status(name) == "on demand":
         materialize(name)
     elif status(name) == "missing":
@@ -153,22 +196,19 @@ def _read(name: str) -> Dataset:
         meta = json.loads(str(f["meta"][()])) if "meta" in f else {}
         is_test = f["is_test"] if "is_test" in f else None
         X, y = f["X"], f["y"]
-    for a in (X, y, is_test):
-        if a is not None:
-            a.setflags(write=False)  # shared by every trial of this process: nobody may mutate it
-    return Dataset(name, X, y, is_test, meta)
+    return X, y, is_test, meta
 
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str, split: str, corruption: str, corrupt_prob: float, corrupt_seed: int,
-                 folder: str) -> Dataset:
+                 folder: str, stamp: int) -> Dataset:
     if split != "all":
         # Corrupt the whole dataset, then split: the train and test views share one pixel
         # permutation, and test rows keep their true labels (corrupt.apply spares is_test rows).
-        return _load_cached(name, "all", corruption, corrupt_prob, corrupt_seed, folder).split(split)
+        return _load_cached(name, "all", corruption, corrupt_prob, corrupt_seed, folder, stamp).split(split)
     if corruption == "none":
         return _read(name)
-    clean = _load_cached(name, "all", "none", 0.0, 0, folder)     # read once, shared
+    clean = _load_cached(name, "all", "none", 0.0, 0, folder, stamp)     # read once, shared
     return corrupt.apply(clean, corruption, prob=corrupt_prob, seed=corrupt_seed)
 
 
@@ -184,8 +224,10 @@ def load_dataset(name: str, *, split: str = "all", corruption: str = "none",
         raise DatasetError(f"unknown split '{split}'", key="split", fix=choices_hint(split, SPLITS))
     corrupt.check(corruption, corrupt_prob, corrupt_seed)
     # The folder is part of the key: a process that changes MEMLAB_ROOT (tests, notebooks) must
-    # not get another root's arrays.
-    return _load_cached(name, split, corruption, float(corrupt_prob), int(corrupt_seed), str(DATASETS_DIR()))
+    # not get another root's arrays; so is a user file's modification time: a notebook that
+    # rewrites datasets/NAME.npz gets the new arrays.
+    stamp = path(name).stat().st_mtime_ns if spec(name).kind == "user" else 0
+    return _load_cached(name, split, corruption, float(corrupt_prob), int(corrupt_seed), str(DATASETS_DIR()), stamp)
 
 
 # The parameters every dataset-consuming trial accepts; a trial module merges them into PARAMS.

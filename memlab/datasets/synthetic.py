@@ -1,6 +1,8 @@
 """Synthetic 2-D datasets of the paper: two moons (and its size series) and two lines."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from memlab.datasets.registry import register
@@ -27,13 +29,30 @@ def moons(source=None) -> dict:
 
 MOONS_SIZES = {"100": 100, "1k": 1_000, "5k": 5_000, "10k": 10_000,
                **{f"{k}00k": k * 100_000 for k in range(1, 11)}}
+MOONS_DRAW = 1_000_000
+
+
+@functools.lru_cache(maxsize=1)
+def moons_draw(total: int = MOONS_DRAW) -> tuple[np.ndarray, np.ndarray]:
+    """One make_moons(total, noise=0.05, random_state=0) draw, scaled once by its own largest norm.
+
+    The paper's moons_size_* sets are prefixes of this one scaled draw, so a prefix's points are
+    exactly the full set's (its largest norm is <= 1, not 1).  Cached: building all 14 sizes
+    draws once per process (~1 s).
+    """
+    X, y = make_moons(total, noise=0.05, random_state=0)
+    X, y = scale_to_unit_ball(X), y.astype(np.uint8)
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y
 
 
 def _moons_prefix(n: int):
     def build(source=None) -> dict:
-        X, y = make_moons(1_000_000, noise=0.05, random_state=0)
-        return {"X": scale_to_unit_ball(X[:n]), "y": y[:n], "meta": {"classes": ["0", "1"]}}
-    build.__doc__ = f"The first {n:,} points of one 1,000,000-point moons draw (noise 0.05, seed 0), unit ball."
+        X, y = moons_draw()
+        return {"X": X[:n], "y": y[:n], "meta": {"classes": ["0", "1"]}}
+    build.__doc__ = (f"The first {n:,} points of one 1,000,000-point moons draw (noise 0.05, seed 0), "
+                     f"scaled once as a whole to the unit ball.")
     return build
 
 

@@ -103,11 +103,13 @@ def new_figure(spec: dict, nrows: int = 1, ncols: int = 1, **kw):
 
 
 def fmt(v) -> str:
-    """A value as an axis or legend label: 0.15 not 0.15000000000000002, 500 not 500.0."""
+    """A value as an axis or legend label: 0.15 not 0.15000000000000002, 500 not 500.0,
+    1000000 not 1e+06."""
     if isinstance(v, (bool, np.bool_)):
         return str(bool(v))
     if isinstance(v, numbers.Real):
-        return f"{float(v):g}"
+        f = float(v)
+        return str(int(f)) if f.is_integer() and abs(f) < 1e15 else f"{f:g}"
     return str(v)
 
 
@@ -446,6 +448,17 @@ def data_ticks(ax, which: str, values, *, log: bool) -> None:
         else:
             inches = size_inches(ax.figure)[0 if which == "x" else 1] * 0.7
             axis.set_major_locator(MaxNLocator(nbins=max(3, min(10, int(inches * 2.2))), integer=True))
+        if np.abs(unique).max() >= 1e5:     # 100k, 1M: not matplotlib's "x 1e6" offset over the label
+            from matplotlib.ticker import FuncFormatter
+            axis.set_major_formatter(FuncFormatter(lambda v, _pos: compact(v)))
+
+
+def compact(v: float) -> str:
+    """A large round number as a tick label: 300k, 1M, 1.5M (else as fmt writes it)."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= size and round(v / size, 2) == v / size:
+            return f"{v / size:g}{unit}"
+    return fmt(v)
 
 
 def _value_formatter():

@@ -45,13 +45,24 @@ def scatter_classes(ax, X, y, styles, markersize, zorder=2) -> None:
 MAX_EQUAL_RATIO = 3.0
 
 
+def window(X, spec: dict) -> tuple[float, float]:
+    """Width and height of what is drawn: the data's extent, or the spec's xlim / ylim where given
+    (the reference's lines.json widens a 0.1-high strip to ylim [-0.55, 0.55])."""
+    lo, hi = np.min(X, axis=0).astype(float), np.max(X, axis=0).astype(float)
+    for i, key in enumerate(("xlim", "ylim")):
+        if option(spec, key) is not None:
+            lo[i], hi[i] = sorted(float(v) for v in option(spec, key))
+    w, h = (float(v) for v in np.maximum(hi - lo, 1e-12))
+    return w, h
+
+
 def set_aspect(ax, X, spec: dict) -> None:
-    """Equal axis scales (a circle stays round) unless the data are more than 3 times wider than
-    tall (or taller than wide): then each axis gets its own scale, or the plot is a thin strip."""
+    """Equal axis scales (a circle stays round) unless the window drawn (the data, or xlim / ylim)
+    is more than 3 times wider than tall (or taller than wide): then each axis gets its own
+    scale, or the plot is a thin strip."""
     equal = option(spec, "equal_aspect")
     if equal is None:
-        lo, hi = np.min(X, axis=0), np.max(X, axis=0)
-        w, h = (float(v) for v in np.maximum(hi - lo, 1e-12))
+        w, h = window(X, spec)
         equal = max(w / h, h / w) <= MAX_EQUAL_RATIO
     if equal:
         ax.set_aspect("equal")
@@ -63,8 +74,7 @@ def fitted_figsize(spec: dict, X, width: float = 6.4, axes_share: float = 0.5) -
     """The spec with a figure height that fits equal-aspect data (no empty band above and below)."""
     if option(spec, "figsize") is not None:
         return spec
-    lo, hi = np.min(X, axis=0), np.max(X, axis=0)
-    w, h = (float(v) for v in np.maximum(hi - lo, 1e-12))
+    w, h = window(X, spec)
     ratio = h / w if max(w / h, h / w) <= MAX_EQUAL_RATIO else 0.5
     return {**spec, "figsize": (width, min(8.0, width * axes_share * ratio + 1.1))}
 

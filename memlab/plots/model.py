@@ -14,7 +14,7 @@ import numpy as np
 
 from memlab.errors import ConfigError
 from memlab.lazy import lazy
-from memlab.plots.common import add_caption, new_figure
+from memlab.plots.common import add_caption, new_figure, size_inches
 from memlab.plots.data import check_2d, class_styles, fitted_figsize, load, scatter_classes, set_aspect
 from memlab.plots.registry import option, register
 
@@ -55,7 +55,7 @@ def grid_over(ax, resolution: int):
 
 @register("boundary_2d", required=("dataset",), uses_results=False, normalize=normalize_boundary,
           options={"n_iter": 100, "max_bias": 1.0, "activation": "thres", "model": {}, "seed": 0,
-                   "resolution": 150, "samples_on_top": True, "markersize": None, "split": "all",
+                   "resolution": 150, "samples_on_top": False, "markersize": None, "split": "all",
                    "equal_aspect": None})
 def boundary_2d(df, spec, ctx):
     """The fitted network's decision regions on a 2-D binary dataset.
@@ -72,7 +72,8 @@ def boundary_2d(df, spec, ctx):
                       spelling {"n_iter", "max_bias", "activation"} works too
     seed           -- the model's random_state (default 0)
     resolution     -- grid points per axis where the regions are evaluated (default 150)
-    samples_on_top -- draw the samples over the regions (default True)
+    samples_on_top -- draw the samples over the stars too (default False: over the regions and
+                      the boundary, under the stars, as the reference code draws them)
     markersize     -- sample marker size in points (default None: 2, or 5 for at most 200 points)
     split          -- "all", "train" or "test" (default "all")
     equal_aspect   -- the same scale on both axes (default None: yes, unless the data are more
@@ -90,7 +91,7 @@ def boundary_2d(df, spec, ctx):
     fig, ax = new_figure(fitted_figsize(spec, ds.X))
     ax.grid(False)
     scatter_classes(ax, ds.X, ds.y, class_styles(ds), option(spec, "markersize"),
-                    zorder=3 if option(spec, "samples_on_top") else 0.5)
+                    zorder=5 if option(spec, "samples_on_top") else 3)
     set_aspect(ax, ds.X, spec)
     if option(spec, "xlim") is not None:
         ax.set_xlim(*option(spec, "xlim"))
@@ -111,9 +112,12 @@ def boundary_2d(df, spec, ctx):
         ax.plot(ds.X[a, 0], ds.X[a, 1], "*", markersize=12, markerfacecolor=color, markeredgewidth=1.0,
                 markeredgecolor="black", zorder=4, gid="anchor")
     handles = ax.get_legend_handles_labels()[0] + legend_marks(colors, predicted.any() and not predicted.all())
-    wide = not ax.get_aspect() == 1.0
+    # Beside the axes takes ~2 inches: under them on a strip, or in a figure under 5 inches wide
+    # (the reference's 4 x 3 lines figure), where beside would squeeze the axes to a sliver.
+    below = not ax.get_aspect() == 1.0 or size_inches(fig)[0] < 5.0
     ax.legend(handles=handles, frameon=False, fontsize="small",
-              **({"loc": "upper center", "bbox_to_anchor": (0.5, -0.12), "ncols": 3} if wide else
+              **({"loc": "upper center", "bbox_to_anchor": (0.5, -0.12),
+                  "ncols": 3 if size_inches(fig)[0] >= 5.0 else 1} if below else
                  {"loc": "center left", "bbox_to_anchor": (1.0, 0.5)}))
     add_caption(fig, f"{len(colors)} second-layer neurons: each fires in its coloured region, built "
                      f"around the point marked by the star in its colour")
