@@ -310,6 +310,7 @@ def dry_run(exp, show: int = 5) -> int:
     if n > show:
         print(f"  ... ({n - show:,} more)")
     names = sorted(exp.datasets())
+    datasets.require([n for n in names if datasets.status(n) != "missing"])   # a bad user file: exit 2, as a run
     for name in names:
         print(f"  dataset {name}: {datasets.status(name)}")
     missing = [n for n in names if datasets.status(n) == "missing"]

@@ -142,9 +142,10 @@ def test_bad_user_file_stops_run_py_before_any_trial(study, capsys):
     (study.path / "datasets").mkdir()
     np.savez(study.path / "datasets" / "broken.npz", X=np.zeros((5, 2)), y=np.array([0, 1, 0, 1, 0.5]))
     study.experiment("b", {"trial": "algorithm", "param_grid": {"dataset": ["broken"], "n_iter": [5]}})
-    assert run.main(["--name", "b"]) == 2
-    err = capsys.readouterr().err
-    assert "datasets/broken.npz" in err and "key 'y'" in err and "0.5 at row 4" in err and "fix:" in err
+    for args in (["--name", "b"], ["--name", "b", "--dry-run"]):
+        assert run.main(args) == 2
+        err = capsys.readouterr().err
+        assert "datasets/broken.npz" in err and "key 'y'" in err and "0.5 at row 4" in err and "fix:" in err
     assert not (study.path / "results").exists() or not list((study.path / "results").rglob("*.jsonl"))
     assert data.main(["--list"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("broken "))
