@@ -633,6 +633,20 @@ def test_coinciding_lines_stay_visible(ctx):
     assert not [line for line in fig.axes[0].lines if line.get_gid() == "coincides"]
 
 
+def test_a_group_without_values_draws_no_line_and_coincides_with_none(root):
+    """E.g. train_acc_corrupted over a grid whose corrupt_prob 0 has no corrupted rows (NaN)."""
+    df = pd.DataFrame({"epoch": np.tile([1, 2, 3], 3), "p": np.repeat([0.0, 0.5, 1.0], 3),
+                       "acc": [np.nan] * 3 + [0.2, 0.5, 0.9] + [0.2, 0.5, 0.9]})
+    spec = {"type": "curves", "name": "c", "y": "acc", "hue": "p"}
+    fig = render(spec, None, PlotContext("exp", None, df, root / "results"))
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["0.5", "1"]
+    assert "0.5 and 1 (p) are identical" in " ".join(fig.memlab_caption)    # but the empty 0 is not
+    df.loc[df["p"] == 1.0, "acc"] = [np.nan, 0.5, 0.9]   # a gap where the other has a value: apart
+    fig = render(spec, None, PlotContext("exp", None, df, root / "results"))
+    assert not [line for line in fig.axes[0].lines if line.get_gid() == "coincides"]
+
+
 def test_strip_shaped_2d_data_are_not_squashed(ctx, tmp_path):
     fig = render({"type": "dataset_2d", "name": "d", "dataset": "lines"}, None, ctx)
     path = save(fig, tmp_path)

@@ -266,6 +266,53 @@ def test_epochs_to_fit_grow_with_label_corruption():
     assert fit[0.0] < fit[0.5] < fit[1.0], fit
 
 
+# ------------------------------------------- clean vs corrupted training accuracy ---
+NOISY = {**DIGITS, "corruption": "symmetric", "corrupt_prob": 0.5, "n_train": 300, "batch_size": 32,
+         "epochs": 60, "stop_at_fit": True}
+
+
+def _split_is_consistent(acc, clean, corrupted, frac):
+    """Both in [0, 1], and their mean weighted by the corrupted fraction is the overall accuracy."""
+    acc, clean, corrupted = (np.asarray(a, dtype=float) for a in (acc, clean, corrupted))
+    assert ((0 <= clean) & (clean <= 1) & (0 <= corrupted) & (corrupted <= 1)).all()
+    np.testing.assert_allclose((1 - frac) * clean + frac * corrupted, acc, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_corrupted_examples_are_fitted_later_then_memorized_in_both_frameworks():
+    """Zhang et al.: under 50 % flipped labels the clean examples are fitted first, the corrupted
+    ones lag, and then the network memorizes them too; torch and JAX report the same split."""
+    needs_corruptions()
+    runs = {fw: sgd.trial({**NOISY, "framework": fw}) for fw in ("torch", "jax")}
+    for fw, r in runs.items():
+        s = r["series"]
+        assert 0.4 < r["frac_corrupted"] < 0.6, fw          # 300 rows, each flipped with probability 0.5
+        _split_is_consistent(s["train_acc"], s["train_acc_clean"], s["train_acc_corrupted"], r["frac_corrupted"])
+        _split_is_consistent(r["train_acc"], r["train_acc_clean"], r["train_acc_corrupted"], r["frac_corrupted"])
+        assert r["train_acc_clean"] == s["train_acc_clean"][-1]
+        assert r["epochs_to_fit"] is not None and r["train_acc_corrupted"] == 1.0, fw   # memorized (chance: 0.1)
+        assert s["train_acc_clean"][0] > s["train_acc_corrupted"][0] + 0.2, fw          # first epoch: it lags
+        lag = [c - k for c, k in zip(s["train_acc_clean"], s["train_acc_corrupted"])]
+        assert np.mean(lag[:len(lag) // 2]) > 0.1, fw
+    t, j = runs["torch"]["series"], runs["jax"]["series"]
+    assert len(t["epoch"]) == len(j["epoch"])
+    for k in ("train_acc_clean", "train_acc_corrupted"):
+        np.testing.assert_allclose(t[k], j[k], atol=0.01)    # a few of 300 predictions may differ
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_clean_data_has_no_split_and_no_corrupted_rows_give_nan(framework):
+    clean = sgd.trial({**DIGITS, "framework": framework, "epochs": 1, "n_train": 200})
+    assert not {"train_acc_clean", "train_acc_corrupted", "frac_corrupted"} & (set(clean) | set(clean["series"]))
+    needs_corruptions()
+    # a label corruption that changed nothing: every row is clean, the corrupted subset is empty
+    none = sgd.trial({**DIGITS, "framework": framework, "epochs": 1, "n_train": 200,
+                      "corruption": "partial_labels", "corrupt_prob": 0.0})
+    assert none["frac_corrupted"] == 0.0 and np.isnan(none["train_acc_corrupted"])
+    assert none["train_acc_clean"] == none["train_acc"] == clean["train_acc"]
+    assert none["series"]["train_acc_clean"] == clean["series"]["train_acc"]
+
+
 # ------------------------------------------------------- input preprocessing ---
 def test_standardize_is_per_channel_and_scale_free():
     from memlab.datasets import Preprocess

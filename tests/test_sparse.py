@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sklearn.model_selection import ParameterGrid
 
 from memlab import config
 from memlab.datasets import load_dataset
@@ -170,11 +169,11 @@ def test_resnet32_at_reduced_scale():
 
 
 def _grid_params(name: str, **match) -> dict:
-    """One trial's parameters exactly as the experiment file gives them (so the seed is the same)."""
-    path = EXPERIMENTS / f"{name}.json"
-    for params in ParameterGrid(config.expand_grid(json.loads(path.read_text())["param_grid"], path)):
-        if all(params.get(k) == v for k, v in match.items()):
-            return params
+    """One trial's parameters exactly as run.py passes them, the runner's `_seed` included, so the
+    draws are those of the experiment's results (called without `_seed`, a trial hashes its own)."""
+    for t in config.load_experiment(str(EXPERIMENTS / f"{name}.json")).trials():
+        if all(t.params.get(k) == v for k, v in match.items()):
+            return {**t.params, "_seed": t.seed}
     raise LookupError(match)
 
 

@@ -342,6 +342,8 @@ def draw_lines(ax, summary: pd.DataFrame, x: str, hue: str | None, style: str | 
         keys = keys if isinstance(keys, tuple) else (keys,)
         h = _key(keys, by, hue)
         s = keys[by.index(style)] if style else None
+        if g[CENTER].isna().all():   # nothing to draw (e.g. train_acc_corrupted of clean data): no line, no legend
+            continue
         line, = ax.plot(g[x], g[CENTER], color=colors[h], linestyle=dash[s] if style else "-",
                         marker=(mark[s] if style else "o") if markers else None, markersize=markersize,
                         label=group_label(keys, spec, by) if by else None)
@@ -359,6 +361,8 @@ def _same(a, b) -> float | None:
     xb, yb = (np.asarray(v, dtype=float) for v in b.get_data())
     if xa.shape != xb.shape or not np.allclose(xa, xb):
         return None
+    if not np.array_equal(np.isnan(ya), np.isnan(yb)) or np.isnan(ya).all():
+        return None      # gaps in different places, or nothing drawn: not the same line
     scale = max(np.nanmax(np.abs(np.r_[ya, yb]), initial=0.0), 1e-300)
     diff = float(np.nanmax(np.abs(ya - yb), initial=0.0))
     return diff if diff <= 1e-3 * scale else None

@@ -92,30 +92,38 @@ def cross_entropy(logits, labels):
 
 
 def make_evaluate(net):
-    """evaluate(state, X, Y, batch_size) -> {"loss", "acc"} of a classifier in eval mode; the last
-    batch is zero-padded to full size and masked, so one compiled shape serves every batch."""
+    """evaluate(state, X, Y, batch_size, predict=False) -> {"loss", "acc"} of a classifier in eval
+    mode (with `predict`, also "pred": the predicted classes, numpy, from the same forward pass);
+    the last batch is zero-padded to full size and masked, so one compiled shape serves every batch."""
     @jax.jit
     def sums(params, stats, x, y, mask):
         out = net.apply({"params": params, "batch_stats": stats}, x, train=False)
         ce = optax.softmax_cross_entropy_with_integer_labels(out, y)
-        return (ce * mask).sum(), ((out.argmax(-1) == y) * mask).sum()
+        pred = out.argmax(-1)
+        return (ce * mask).sum(), ((pred == y) * mask).sum(), pred
 
-    def evaluate(state, X, Y, batch_size: int) -> dict:
+    def evaluate(state, X, Y, batch_size: int, predict: bool = False) -> dict:
         params, stats, _ = state
         n, bs = len(X), batch_size
         loss = correct = 0.0
+        preds = []
         for i in range(0, n, bs):
             x, y = X[i:i + bs], Y[i:i + bs]
+            m = len(x)
             mask = jnp.ones(bs, jnp.float32)
-            if len(x) < bs:
-                pad = bs - len(x)
-                mask = mask.at[len(x):].set(0.0)
+            if m < bs:
+                pad = bs - m
+                mask = mask.at[m:].set(0.0)
                 x = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)])
                 y = jnp.concatenate([y, jnp.zeros(pad, y.dtype)])
-            batch_loss, batch_correct = sums(params, stats, x, y, mask)
+            batch_loss, batch_correct, pred = sums(params, stats, x, y, mask)
             loss, correct = loss + float(batch_loss), correct + float(batch_correct)
-        n = max(n, 1)
-        return {"loss": loss / n, "acc": correct / n}
+            if predict:
+                preds.append(np.asarray(pred)[:m])
+        result = {"loss": loss / max(n, 1), "acc": correct / max(n, 1)}
+        if predict:
+            result["pred"] = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+        return result
     return evaluate
 
 

@@ -79,17 +79,26 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Iterable,
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, batch_size: int = 1024) -> dict:
-    """Mean cross-entropy and accuracy of a classifier on (X, Y), in eval mode."""
+def evaluate(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, batch_size: int = 1024, *,
+             predict: bool = False) -> dict:
+    """Mean cross-entropy and accuracy of a classifier on (X, Y), in eval mode; with `predict`,
+    also "pred", the predicted classes (numpy), from the same forward pass."""
     model.eval()
     loss, correct = torch.zeros((), device=X.device), torch.zeros((), device=X.device, dtype=torch.long)
+    preds = []
     for i in range(0, len(X), batch_size):
         out = model(X[i:i + batch_size])
         y = Y[i:i + batch_size]
         loss += nn.functional.cross_entropy(out, y, reduction="sum")
-        correct += (out.argmax(1) == y).sum()
+        pred = out.argmax(1)
+        correct += (pred == y).sum()
+        if predict:
+            preds.append(pred)
     n = max(len(X), 1)
-    return {"loss": float(loss) / n, "acc": int(correct) / n}
+    result = {"loss": float(loss) / n, "acc": int(correct) / n}
+    if predict:
+        result["pred"] = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, np.int64)
+    return result
 
 
 # -------------------------------------------------------------- checkpoints ---

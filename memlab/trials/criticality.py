@@ -52,7 +52,7 @@ RESETS = ("checkpoint", "rerandomize")
 # The sgd trial's parameters without `split` (a test set is always used, and the long table has
 # a column of that name), with the practical's checkpoints every 10 epochs.
 RETURNS = ("train_*", "test_*", "*_to_fit", "epochs_run", "n_train_used", "n_params", "seconds", "examples_per_s",
-           "resumed_from", "device_used", "epoch", "spearman_*", "n_critical_layers", "n_layers",
+           "resumed_from", "device_used", "epoch", "frac_corrupted", "spearman_*", "n_critical_layers", "n_layers",
            "first_layer_acc_drop", "median_later_acc_drop", "all_reset_*", "pruned_*", "n_pruned_layers",
            # the long table (series): one row per reset layer x checkpoint x split
            "reset", "layer", "layer_index", "checkpoint_epoch", "split", "loss", "acc", "loss_drop", "acc_drop",

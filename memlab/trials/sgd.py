@@ -13,6 +13,11 @@ Inputs are preprocessed in numpy before either framework sees them (`preprocess`
 per channel by default, Zhang et al.'s per-image whitening, or as stored; see
 memlab/datasets/preprocess.py).  Training labels carry the corruption; test labels stay true.  A pixel corruption (shuffled or
 random pixels, Gaussian) is applied to the test images too, as in Zhang et al.
+
+Under a label corruption the training accuracy is also reported on the clean and on the
+corrupted examples apart (`train_acc_clean`, `train_acc_corrupted`, every evaluation and at the
+end; the corruption's per-example `corrupted` mask says which is which), as Zhang et al. do:
+the corrupted examples are the ones memorized.  Without one the two columns are absent.
 """
 from __future__ import annotations
 
@@ -27,10 +32,14 @@ import numpy as np
 from memlab.datasets import DATASET_PARAMS, PREPROCESS_PARAM, Preprocess, corrupt, load_dataset
 from memlab.models import ACTIVATIONS, ARCHITECTURES, build, init_params, is_convolutional, n_params
 from memlab.params import REQUIRED, Param, resolve, trial_seed
+from memlab.trials import _noisy
 from memlab.trials._train import (
     INIT, Augment, Checkpoint, batch_slices, center_crop, epoch_batches, lr_at, rng, run_epochs, subset)
 
-RETURNS = ("train_*", "test_*", "*_to_fit", "epochs_run", "n_train_used", "n_params", "seconds", "examples_per_s", "resumed_from", "device_used", "epoch")  # noqa: E501
+# Flat results and series columns (plot specs are checked against them; * globs).  train_* holds
+# train_acc_clean and train_acc_corrupted (label corruptions only, see metrics()).
+RETURNS = ("train_*", "test_*", "*_to_fit", "epochs_run", "n_train_used", "n_params", "seconds", "examples_per_s",
+           "resumed_from", "device_used", "epoch", "frac_corrupted", "learning_rate")
 PARAMS = {
     **DATASET_PARAMS,
     "dataset": REQUIRED,
@@ -147,6 +156,7 @@ class Data:
     input_shape: tuple            # one example as the network sees it
     augment: Augment | None
     transform: Callable | None = None   # the preprocessing, for augmented batches (x_source is raw then)
+    corrupted: np.ndarray | None = None  # rows of y_train a label corruption changed (None: no label corruption)
 
 
 def prepare_data(p: dict, seed: int) -> Data:
@@ -180,7 +190,8 @@ def prepare_data(p: dict, seed: int) -> Data:
     return Data(x_source if augment else x_train, x_train, np.asarray(train.y[keep], dtype=np.int64),
                 x_test, None if test is None else np.asarray(test.y, dtype=np.int64),
                 max(train.n_classes, int(train.y.max()) + 1), x_train.shape[1:], augment,
-                pre.transform if augment else None)
+                pre.transform if augment else None,
+                None if train.corrupted is None else np.asarray(train.corrupted[keep], dtype=bool))
 
 
 def _load(name: str, split: str, corruption: str, prob: float, seed: int):
@@ -199,6 +210,15 @@ def network_input(x: np.ndarray, convolutional: bool, channels_first: bool) -> n
 # ------------------------------------------------------------------ trainers ---
 def epoch_lr(p: dict, epoch: int) -> float:
     return lr_at(epoch, p["lr"], p["lr_decay"], p["lr_milestones"], p["lr_gamma"])
+
+
+def metrics(train: dict, test: dict, data: Data, lr: float) -> dict:
+    """One evaluation's row of the series.  Under a label corruption the training set's predictions
+    (from the pass that gave train_acc) split its accuracy into the clean and the corrupted rows;
+    without one there is no split, and no columns for it."""
+    return {"train_loss": train["loss"], "train_acc": train["acc"],
+            **_noisy.split_accuracy(train.get("pred"), data.y_train, data.corrupted),
+            "test_loss": test["loss"], "test_acc": test["acc"], "learning_rate": lr}
 
 
 class TorchTrainer:
@@ -243,12 +263,11 @@ class TorchTrainer:
         self._torch.train_epoch(self.net, self.opt, self.batches(epoch), self.torch.nn.functional.cross_entropy)
 
     def evaluate(self) -> dict:
-        train = self._torch.evaluate(self.net, self.x_train, self.y_train)
+        train = self._torch.evaluate(self.net, self.x_train, self.y_train, predict=self.data.corrupted is not None)
         test = {"loss": None, "acc": None}
         if self.x_test is not None:
             test = self._torch.evaluate(self.net, self.x_test, self.y_test)
-        return {"train_loss": train["loss"], "train_acc": train["acc"],
-                "test_loss": test["loss"], "test_acc": test["acc"], "learning_rate": self.lr}
+        return metrics(train, test, self.data, self.lr)
 
     def canonical_params(self) -> dict:
         return self.net.canonical_params()
@@ -313,12 +332,12 @@ class JaxTrainer:
         self.jax.block_until_ready(self.state)   # dispatch is asynchronous: time the work, not the queueing
 
     def evaluate(self) -> dict:
-        train = self._evaluate(self.state, self.x_train, self.y_train, self.eval_batch)
+        train = self._evaluate(self.state, self.x_train, self.y_train, self.eval_batch,
+                               predict=self.data.corrupted is not None)
         test = {"loss": None, "acc": None}
         if self.x_test is not None:
             test = self._evaluate(self.state, self.x_test, self.y_test, self.eval_batch)
-        return {"train_loss": train["loss"], "train_acc": train["acc"],
-                "test_loss": test["loss"], "test_acc": test["acc"], "learning_rate": self.lr}
+        return metrics(train, test, self.data, self.lr)
 
     def canonical_params(self) -> dict:
         from memlab.models.jax_models import canonical_params
@@ -411,8 +430,12 @@ def summarize(history, data: Data, p: dict, *, n_params: int, seconds: float, de
     fit = next((i for i, acc in enumerate(s["train_acc"]) if acc >= 1.0), None)
     steps_per_epoch = len(batch_slices(len(data.y_train), p["batch_size"]))
     trained = (history.epochs - history.resumed_from) * len(data.y_train)
+    split = {}
+    if data.corrupted is not None:
+        split = {"train_acc_clean": last["train_acc_clean"], "train_acc_corrupted": last["train_acc_corrupted"],
+                 "frac_corrupted": float(data.corrupted.mean()) if data.corrupted.size else float("nan")}
     return {
-        "train_acc": last["train_acc"], "train_loss": last["train_loss"],
+        "train_acc": last["train_acc"], "train_loss": last["train_loss"], **split,
         "test_acc": last["test_acc"], "test_loss": last["test_loss"],
         "test_error": None if last["test_acc"] is None else 1.0 - last["test_acc"],
         "epochs_to_fit": None if fit is None else s["epoch"][fit],
