@@ -62,6 +62,7 @@ def setup(job: Job) -> Loaded:
         store = Store(job.name, Path(job.results_dir))
         # Long trials may checkpoint per epoch here (opt-in; see memlab.trials.sgd), keyed by `_key`.
         os.environ["MEMLAB_CHECKPOINT_DIR"] = str(store.dir / "checkpoints")
+        os.environ["MEMLAB_TRIAL_CODE"] = trial_registry.fingerprint(module)   # a checkpoint of other code is not resumed
         if job.watch_parent and "parent" not in _state:
             _watch_parent()
         if job.hold_lock and "workers_lock" not in _state:

@@ -200,6 +200,23 @@ def test_an_interrupted_trial_resumes_to_the_same_result(framework, tmp_path, mo
     assert not list(folder.iterdir())         # removed once the trial finished
 
 
+def test_a_checkpoint_of_other_trial_code_is_not_resumed(tmp_path, monkeypatch):
+    monkeypatch.setenv(CHECKPOINT_ENV, str(tmp_path))
+    monkeypatch.setenv(CHECKPOINT_SECONDS_ENV, "0")
+    monkeypatch.setenv("MEMLAB_TRIAL_CODE", "src-old")
+    p = {**DIGITS, "epochs": 3, "_key": "k"}
+
+    def crash_after_epoch_1(epoch, history):
+        if epoch == 1:
+            raise Interrupted
+    with pytest.raises(Interrupted):
+        sgd.train(p, on_epoch=crash_after_epoch_1)
+    monkeypatch.setenv("MEMLAB_TRIAL_CODE", "src-new")     # the code changed before the rerun
+    with pytest.warns(UserWarning, match=r"other code of the trial \(src-old, now src-new\)"):
+        r = sgd.train(p)
+    assert r["resumed_from"] == 0 and len(r["series"]["epoch"]) == 3
+
+
 def test_an_unreadable_checkpoint_is_ignored(tmp_path, monkeypatch):
     monkeypatch.setenv(CHECKPOINT_ENV, str(tmp_path))
     (tmp_path / "k.npz").write_bytes(b"not an npz")

@@ -178,6 +178,7 @@ def set_threads(framework: str) -> int:
 # --------------------------------------------------------------- checkpoints ---
 CHECKPOINT_ENV = "MEMLAB_CHECKPOINT_DIR"
 CHECKPOINT_SECONDS_ENV = "MEMLAB_CHECKPOINT_SECONDS"
+CODE_ENV = "MEMLAB_TRIAL_CODE"      # the trial code's fingerprint, set by the worker
 
 
 class Checkpoint:
@@ -186,12 +187,13 @@ class Checkpoint:
     Set $MEMLAB_CHECKPOINT_DIR (the worker may point it at results/NAME/checkpoints/) and a trial
     with a `_key` saves its state after an epoch when $MEMLAB_CHECKPOINT_SECONDS (default 60)
     have passed since the last save, atomically (memlab.io), and removes the file when it
-    finishes.  A rerun of the interrupted trial resumes after the last saved epoch.
-    The file is an npz of plain arrays plus a JSON `__meta__`: no pickle is loaded.
+    finishes.  A rerun of the interrupted trial resumes after the last saved epoch, unless the
+    trial's code changed since ($MEMLAB_TRIAL_CODE, the fingerprint the worker records with
+    results): then it starts over.  The file is an npz of plain arrays plus a JSON `__meta__`: no pickle is loaded.
     """
 
-    def __init__(self, path: Path, key: str, every_s: float = 60.0):
-        self.path, self.key, self.every_s = Path(path), key, every_s
+    def __init__(self, path: Path, key: str, every_s: float = 60.0, code: str = ""):
+        self.path, self.key, self.every_s, self.code = Path(path), key, every_s, code
         self._last = time.monotonic()
 
     @classmethod
@@ -200,14 +202,14 @@ class Checkpoint:
         if not folder or not key:
             return None
         every = float(os.environ.get(CHECKPOINT_SECONDS_ENV, "60"))
-        return cls(Path(folder) / f"{key}.npz", key, every)
+        return cls(Path(folder) / f"{key}.npz", key, every, os.environ.get(CODE_ENV, ""))
 
     def due(self) -> bool:
         return time.monotonic() - self._last >= self.every_s
 
     def save(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
         with io.atomic_path(self.path, suffix=".npz") as tmp:
-            np.savez(tmp, __meta__=np.array(json.dumps({**meta, "key": self.key})), **arrays)
+            np.savez(tmp, __meta__=np.array(json.dumps({**meta, "key": self.key, "code": self.code})), **arrays)
         self._last = time.monotonic()
 
     def load(self) -> tuple[dict, dict] | None:
@@ -223,6 +225,10 @@ class Checkpoint:
             return None
         if meta.get("key") != self.key:
             warnings.warn(f"ignoring checkpoint {self.path}: written for another trial", stacklevel=2)
+            return None
+        if meta.get("code", "") != self.code:
+            warnings.warn(f"ignoring checkpoint {self.path}: written by other code of the trial "
+                          f"({meta.get('code') or 'unknown'}, now {self.code or 'unknown'}); starting over", stacklevel=2)
             return None
         return arrays, meta
 
