@@ -61,7 +61,7 @@ def match(exp, trials: list, state: State) -> tuple[dict, set, int]:
     "v" field) are matched by their old key (the grid's values alone) and count as stale:
     their code and defaults are unknown, so `--rerun-stale` recomputes them.
     """
-    results, stale, legacy = {}, set(), {}
+    results, stale, legacy, now = {}, set(), {}, {}
     for key, rec in state.ok.items():
         if rec.get("v") != SCHEME:
             legacy[key] = rec
@@ -69,7 +69,7 @@ def match(exp, trials: list, state: State) -> tuple[dict, set, int]:
         rec = state.ok.get(t.key)
         if rec is not None and rec.get("v") == SCHEME:
             results[t.key] = rec
-            if rec.get("code") != exp.code:
+            if rec.get("code") != exp.code or data_changed(rec, now):
                 stale.add(t.key)
     adopted = 0
     if legacy:
@@ -80,6 +80,18 @@ def match(exp, trials: list, state: State) -> tuple[dict, set, int]:
                 stale.add(t.key)
                 adopted += 1
     return results, stale, adopted
+
+
+def data_changed(rec: dict, now: dict) -> bool:
+    """Whether a dataset file the record's trial read has other contents now (the fingerprints
+    the worker recorded, memlab.datasets.fingerprint; a file since deleted is not a change).
+    `now`: name -> current fingerprint, filled as names come up (one look per name)."""
+    for name, fp in (rec.get("data") or {}).items():
+        if name not in now:
+            now[name] = datasets.fingerprint(name)
+        if now[name] is not None and now[name] != fp:
+            return True
+    return False
 
 
 def plan(exp, store: Store, retry_failed: bool = False, exclude=(), rerun_stale: bool = False) -> Plan:
@@ -96,7 +108,12 @@ def stale_note(p: Plan, name: str) -> str:
     if not p.stale:
         return ""
     legacy = f", {p.legacy} of them from records of an older memlab (code unknown)" if p.legacy else ""
-    return (f"{len(p.stale)} finished results were computed by other trial code{legacy}: "
+    now = {}
+    on_data = sum(data_changed(p.results[k], now) for k in p.stale if k in p.results)
+    why = ("by other trial code" if not on_data else
+           "on a dataset file that has changed since" if on_data == len(p.stale) else
+           f"by other trial code or ({on_data}) on a dataset file that has changed since")
+    return (f"{len(p.stale)} finished results were computed {why}{legacy}: "
             f"they stay in the table; rerun them with `python run.py --name {name} --rerun-stale`")
 
 

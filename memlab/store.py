@@ -193,7 +193,7 @@ class Store:
 
     # ---------------------------------------------------------------- writing ---
     def record(self, writer: RecordWriter, trial, outcome, seconds: float, started: float,
-               code: str = "", trial_id: str = "", prov: dict | None = None) -> Summary:
+               code: str = "", trial_id: str = "", prov: dict | None = None, data: dict | None = None) -> Summary:
         """Write one trial's record; outcome is the trial's dict, the exception it raised, or an
         error dict {"type", "message"} (how its worker died, a timeout).
 
@@ -204,6 +204,8 @@ class Store:
         rec = {"v": SCHEME, "key": trial.key, "_index": trial.index, "params": trial.params,
                "seed": trial.seed, "trial": trial_id, "code": code, "seconds": round(seconds, 6),
                "started": round(started, 3), "pid": os.getpid(), "prov": prov or provenance()}
+        if data:
+            rec["data"] = data        # {dataset: fingerprint} of the files the trial read
         if isinstance(outcome, BaseException):
             rec.update(status="error", error=error_info(outcome))
         elif isinstance(outcome, dict) and outcome.get("__memlab_error__"):

@@ -50,6 +50,7 @@ class Loaded:
     code: str
     trial_id: str
     prov: dict
+    dataset_keys: tuple = ("dataset",)
 
 
 _state: dict = {}         # per process: loaded jobs, the parent pid, the workers' lock
@@ -69,7 +70,8 @@ def setup(job: Job) -> Loaded:
             _hold_workers_lock(store)
         _state[key] = Loaded(module.trial, store, RecordWriter(store.records_dir, job.tag),
                              trial_registry.fingerprint(module), trial_registry.trial_id(job.trial),
-                             provenance(getattr(module, "__file__", None)))
+                             provenance(getattr(module, "__file__", None)),
+                             tuple(getattr(module, "DATASET_KEYS", ("dataset",))))
     return _state[key]
 
 
@@ -106,7 +108,18 @@ def run_one(job: Job, trial: Trial) -> Summary:
         outcome = e
         if isinstance(e, SystemExit):
             outcome = SystemExitError(f"the trial called sys.exit({e.code!r})")
-    return w.store.record(w.writer, trial, outcome, time.perf_counter() - t0, started, w.code, w.trial_id, w.prov)
+    return w.store.record(w.writer, trial, outcome, time.perf_counter() - t0, started, w.code, w.trial_id, w.prov,
+                          data=data_used(w.dataset_keys, trial.params))
+
+
+def data_used(keys, params: dict) -> dict:
+    """{dataset name: fingerprint} of the dataset files the trial's parameters name (read after
+    it ran: it may have built one on demand); a later change of a file makes its results stale."""
+    names = [params[k] for k in keys if isinstance(params.get(k), str)]
+    if not names:
+        return {}
+    from memlab.datasets import fingerprint
+    return {n: fp for n in names if (fp := fingerprint(n)) is not None}
 
 
 class SystemExitError(Exception):

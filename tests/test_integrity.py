@@ -529,3 +529,34 @@ def test_a_trials_prepare_runs_once_per_worker_before_its_trials_and_in_no_trial
     assert len(records) == 4
     assert all(r["result"]["prepared"] for r in records)         # once per process, before its trials
     assert max(r["seconds"] for r in records) < 0.4              # the 0.5 s of prepare is in none
+
+
+READS = """
+from memlab.datasets import load_dataset
+from memlab.params import Param, resolve
+PARAMS = {"dataset": Param("mine"), "x": Param(0)}
+
+def trial(params):
+    p = resolve(PARAMS, params)
+    return {"s": float(load_dataset(p["dataset"]).X.sum()) + p["x"]}
+"""
+
+
+def test_results_computed_on_a_dataset_file_that_changed_are_stale(study, capsys):
+    import numpy as np
+    (study.path / "datasets").mkdir()
+    X, y = np.arange(12, dtype=np.float32).reshape(6, 2), np.array([0, 1, 0, 1, 0, 1])
+    np.savez(study.path / "datasets" / "mine.npz", X=X, y=y)
+    study.module("reads", READS)
+    study.experiment("d", {"trial": "reads", "param_grid": {"x": [0, 1]}})
+    assert run("d") == 0
+    assert all(r["data"] == {"mine": r["data"]["mine"]} for r in Store("d").state().ok.values())
+    np.savez(study.path / "datasets" / "mine.npz", X=X, y=y)        # rebuilt, the same contents
+    assert runner.plan(load_experiment("d"), Store("d")).stale == set()
+    np.savez(study.path / "datasets" / "mine.npz", X=2 * X, y=y)    # other contents
+    p = runner.plan(load_experiment("d"), Store("d"))
+    assert len(p.stale) == 2 and "on a dataset file that has changed since" in runner.stale_note(p, "d")
+    capsys.readouterr()
+    assert run("d", rerun_stale=True) == 0
+    assert sorted(pd.read_csv(study.path / "results" / "d.csv")["s"]) == [2 * X.sum(), 2 * X.sum() + 1]
+    assert runner.plan(load_experiment("d"), Store("d")).stale == set()
