@@ -642,6 +642,7 @@ def test_a_group_without_values_draws_no_line_and_coincides_with_none(root):
     ax = fig.axes[0]
     assert [line.get_label() for line in ax.lines] == ["0.5", "1"]
     assert "0.5 and 1 (p) are identical" in " ".join(fig.memlab_caption)    # but the empty 0 is not
+    assert "lines: mean of 1 trial" in " ".join(fig.memlab_caption)         # not "0 to 1"
     df.loc[df["p"] == 1.0, "acc"] = [np.nan, 0.5, 0.9]   # a gap where the other has a value: apart
     fig = render(spec, None, PlotContext("exp", None, df, root / "results"))
     assert not [line for line in fig.axes[0].lines if line.get_gid() == "coincides"]

@@ -256,7 +256,9 @@ def summarize(df: pd.DataFrame, x: str, y: str, by: list[str], agg: str = "mean"
 
 def band_caption(summary: pd.DataFrame, agg: str, min_n: int = 5) -> str:
     """What a line and its band are, in words: "mean of 10 repeats; band: 95 % Wilson interval"."""
-    n = summary[N]
+    n = summary[N][summary[N] > 0]          # a point with no values (all NaN) draws nothing
+    if not len(n):
+        return f"lines: {agg} (no values)"
     count = f"{int(n.min())}" if n.min() == n.max() else f"{int(n.min())} to {int(n.max())}"
     text = f"lines: {agg} of {count} trial{'s' if n.max() > 1 else ''}"
     method = summary[METHOD].iloc[0] if len(summary) else "none"
