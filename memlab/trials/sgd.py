@@ -34,7 +34,8 @@ from memlab.models import ACTIVATIONS, ARCHITECTURES, build, init_params, is_con
 from memlab.params import REQUIRED, Param, resolve, trial_seed
 from memlab.trials import _noisy
 from memlab.trials._train import (
-    INIT, Augment, Checkpoint, batch_slices, center_crop, epoch_batches, lr_at, rng, run_epochs, subset)
+    INIT, Augment, Checkpoint, batch_slices, center_crop, epoch_batches, epoch_order, lr_at, rng, run_epochs,
+    subset)
 
 # Flat results and series columns (plot specs are checked against them; * globs).  train_* holds
 # train_acc_clean and train_acc_corrupted (label corruptions only, see metrics()).
@@ -251,6 +252,12 @@ class TorchTrainer:
 
     def batches(self, epoch: int):
         torch, d = self.torch, self.data
+        if d.augment is None:       # the epoch's order goes to the device once, not one copy per step
+            order = torch.from_numpy(epoch_order(len(d.y_train), self.seed, epoch)).to(self.dev)
+            for s in batch_slices(len(d.y_train), self.p["batch_size"]):
+                idx = order[s]
+                yield self.x_source[idx], self.y_train[idx]
+            return
         for idx, augmented in epoch_batches(len(d.y_train), self.p["batch_size"], self.seed, epoch,
                                             d.augment, d.x_source, d.transform):
             idx = torch.from_numpy(idx).to(self.dev)
