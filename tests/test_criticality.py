@@ -265,7 +265,8 @@ def test_plots_render_from_the_trials_tables(tmp_path):
     fig.savefig(tmp_path / "t.png")
 
 
-@pytest.mark.parametrize("name, trial", [("practical_noisy_labels", "sgd"), ("criticality", "criticality")])
+@pytest.mark.parametrize("name, trial", [("practical_noisy_labels", "sgd"), ("practical_target_loss", "sgd"),
+                                         ("criticality", "criticality")])
 def test_shipped_experiments_are_valid(name, trial):
     import json
     from pathlib import Path
