@@ -262,6 +262,14 @@ def test_plots_render_from_the_trials_tables(tmp_path):
     assert len(fig.axes[0].lines) == 2 * 2 + 2                 # train + test per noise level, legend keys
     np.testing.assert_allclose(fig.axes[2].lines[0].get_ydata(), [0.05, 0.025, 0.0125])
     assert len(fig.axes[2].lines) == 1                         # one schedule for both: drawn once
+    fig = render({"type": "training_panels", "name": "t", "hue": "corrupt_prob", "logy_loss": True,
+                  "names": {"corrupt_prob": "noise"}, "value_names": {"corrupt_prob": {"0": "clean"}}}, None,
+                 PlotContext("exp", None, curves, tmp_path))
+    fig.canvas.draw()
+    legend = fig.axes[2].get_legend()
+    assert legend.get_title().get_text() == "noise" and [t.get_text() for t in legend.get_texts()] == ["clean", "0.5"]
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels(minor=True) + fig.axes[0].get_yticklabels()]
+    assert any(labels) and not any("^" in t or "times" in t for t in labels)   # 2, 1, 0.5: no 2x10^0
     fig.savefig(tmp_path / "t.png")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from memlab.errors import ConfigError
 from memlab.lazy import lazy
 from memlab.plots.common import (
-    draw_lines, fmt, legend_title, new_figure, nonempty, require_column, require_columns, summarize)
+    display_value, draw_lines, fmt, legend_title, new_figure, nonempty, require_column, require_columns, summarize)
 from memlab.plots.registry import option, register
 
 pd = lazy("pandas")
@@ -64,12 +64,13 @@ def training_panels(df, spec, ctx):
         ax.set_ylabel(label)
         if metric == "loss" and option(spec, "logy_loss"):
             ax.set_yscale("log")
+            _plain_log_labels(ax)
     axes[0].plot([], [], "k-", label="train")
     if "test" in splits:
         axes[0].plot([], [], "k--", label="test")
     handles, labels = axes[0].get_legend_handles_labels()
     if hue:   # beside the last panel, where it hides no curve
-        axes[2].legend(*_hue_handles(axes[1], colors), title=legend_title(hue, None), loc="center left",
+        axes[2].legend(*_hue_handles(colors, spec, hue), title=legend_title(hue, None, spec), loc="center left",
                        bbox_to_anchor=(1.02, 0.5), frameon=False)
     axes[0].legend([h for h, lab in zip(handles, labels) if lab in ("train", "test")],
                    [lab for lab in labels if lab in ("train", "test")])
@@ -81,10 +82,23 @@ def _one_schedule(rows: pd.DataFrame, hue: str | None) -> bool:
     return bool(rows.groupby("epoch")["learning_rate"].nunique().max() <= 1)
 
 
-def _hue_handles(ax, colors):
+def _hue_handles(colors, spec, hue):
     from matplotlib.lines import Line2D
     keys = list(colors)
-    return [Line2D([], [], color=colors[k]) for k in keys], [fmt(k) for k in keys]
+    return [Line2D([], [], color=colors[k]) for k in keys], [display_value(spec, hue, k) for k in keys]
+
+
+def _plain_log_labels(ax) -> None:
+    """A log loss axis labelled 0.2, 0.5, 1, 2 rather than 2x10^-1: at 1, 2 and 5 of each decade."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(v, _):
+        if v <= 0:
+            return ""
+        mantissa = round(v / 10 ** np.floor(np.log10(v)), 6)
+        return f"{v:g}" if mantissa in (1, 2, 5) else ""
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(FuncFormatter(label))
 
 
 HEATMAP_METRICS = ("acc_drop", "loss_drop", "acc", "loss", "l2_from_init")
