@@ -247,6 +247,12 @@ def test_plots_render_from_the_trials_tables(tmp_path):
     fig = render({"type": "layer_heatmap", "name": "l2", "metrics": ["l2_from_init"], "rerandomize": False},
                  None, ctx)
     assert len(fig.axes) == 2 and fig.axes[0].images[0].get_array()[:, 0].tolist() == [0, 0, 0]
+    two = pd.concat([series.assign(model="a"), series.assign(model="b")])
+    fig = render({"type": "layer_heatmap", "name": "l2", "metrics": ["l2_from_init"], "by": "model"}, None,
+                 PlotContext("exp", None, two, tmp_path))
+    left, right = (ax for ax in fig.axes if ax.images)            # one panel per model: side by side
+    assert left.get_position().y0 == right.get_position().y0 and left.get_position().x1 < right.get_position().x0
+    assert right.get_title() == "model=b: L2 distance from init"
     curves = pd.concat([pd.DataFrame({**sgd.trial({**DIGITS, "widths": [16], "epochs": 3, "lr_decay": 0.5,
                                                    "corruption": "noisy_labels", "corrupt_prob": q})["series"],
                                       "corrupt_prob": q}) for q in (0.0, 0.5)])
@@ -255,10 +261,20 @@ def test_plots_render_from_the_trials_tables(tmp_path):
     assert len(fig.axes) == 3 and fig.axes[2].get_ylabel() == "learning rate"
     assert len(fig.axes[0].lines) == 2 * 2 + 2                 # train + test per noise level, legend keys
     np.testing.assert_allclose(fig.axes[2].lines[0].get_ydata(), [0.05, 0.025, 0.0125])
+    assert len(fig.axes[2].lines) == 1                         # one schedule for both: drawn once
+    fig = render({"type": "training_panels", "name": "t", "hue": "corrupt_prob", "logy_loss": True,
+                  "names": {"corrupt_prob": "noise"}, "value_names": {"corrupt_prob": {"0": "clean"}}}, None,
+                 PlotContext("exp", None, curves, tmp_path))
+    fig.canvas.draw()
+    legend = fig.axes[2].get_legend()
+    assert legend.get_title().get_text() == "noise" and [t.get_text() for t in legend.get_texts()] == ["clean", "0.5"]
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels(minor=True) + fig.axes[0].get_yticklabels()]
+    assert any(labels) and not any("^" in t or "times" in t for t in labels)   # 2, 1, 0.5: no 2x10^0
     fig.savefig(tmp_path / "t.png")
 
 
-@pytest.mark.parametrize("name, trial", [("practical_noisy_labels", "sgd"), ("criticality", "criticality")])
+@pytest.mark.parametrize("name, trial", [("practical_noisy_labels", "sgd"), ("practical_target_loss", "sgd"),
+                                         ("criticality", "criticality")])
 def test_shipped_experiments_are_valid(name, trial):
     import json
     from pathlib import Path

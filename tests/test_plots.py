@@ -376,6 +376,19 @@ def test_lines_from_results(ctx, tmp_path):
     assert ax.get_ylim() == (0, 1) and mlp.get_marker() not in (None, "None", "")
 
 
+def test_lines_over_categories_are_markers_side_by_side(ctx, tmp_path):
+    df = pd.DataFrame({"model": ["resnet", "resnet", "vgg", "vgg"], "framework": ["jax", "torch"] * 2,
+                       "acc": [0.92, 0.92, 0.86, 0.87]})
+    fig = render({"type": "lines", "name": "l", "x": "model", "y": "acc", "hue": "framework"}, df, ctx)
+    save(fig, tmp_path)
+    ax = fig.axes[0]
+    assert all(line.get_linestyle() == "None" and line.get_marker() == "o" for line in ax.lines)
+    jax, torch = (next(line for line in ax.lines if line.get_label() == f) for f in ("jax", "torch"))
+    assert (jax.get_xdata() < torch.get_xdata()).all()          # equal values at one model stay apart
+    assert np.allclose(np.round(jax.get_xdata()), [0, 1])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["resnet", "vgg"]
+
+
 def test_receptive_fields(ctx, tmp_path):
     df = pd.DataFrame({"_index": [0, 1, 2], "_key": ["k0", "k1", "k2"], "xi": [0.3, 0.7, 0.7],
                        "gain": [1, 3, 3]})

@@ -320,8 +320,11 @@ def group_label(keys: tuple, spec: dict | None = None, by=()) -> str:
 
 def draw_lines(ax, summary: pd.DataFrame, x: str, hue: str | None, style: str | None, *,
                cmap=None, markers: bool = False, band: bool = True, markersize=None,
-               spec: dict | None = None) -> dict:
+               spec: dict | None = None, join: bool = True) -> dict:
     """One line (+ band) per (hue, style) group of a summarize() table; returns hue -> colour.
+
+    join=False draws markers alone, for an x of categories (model names), whose order means
+    nothing a line between them could show; the groups sit side by side at each category.
 
     Lines that coincide (the same values, e.g. a PyTorch and a JAX run of one computation) are
     drawn so that both stay visible: the later one dashed over the earlier, with open markers,
@@ -340,34 +343,56 @@ def draw_lines(ax, summary: pd.DataFrame, x: str, hue: str | None, style: str | 
     # overlapping bands add up: the more lines, the lighter each band
     alpha = max(0.08, 0.3 / np.sqrt(max(1, len(hues) * len(styles))))
     drawn = []
-    for keys, g in sorted(groups, key=lambda kg: order.get(_key(kg[0], by, hue), 0)):
+    groups = sorted(groups, key=lambda kg: order.get(_key(kg[0], by, hue), 0))
+    categories = list(pd.unique(summary[x])) if not join else []
+    step = min(0.15, 0.6 / max(1, len(groups)))
+    for k, (keys, g) in enumerate(groups):
         keys = keys if isinstance(keys, tuple) else (keys,)
         h = _key(keys, by, hue)
         s = keys[by.index(style)] if style else None
         if g[CENTER].isna().all():   # nothing to draw (e.g. train_acc_corrupted of clean data): no line, no legend
             continue
-        line, = ax.plot(g[x], g[CENTER], color=colors[h], linestyle=dash[s] if style else "-",
-                        marker=(mark[s] if style else "o") if markers else None, markersize=markersize,
+        if not join:   # side by side, so that equal values at one category stay visible
+            g = g.assign(**{x: [categories.index(c) + (k - (len(groups) - 1) / 2) * step for c in g[x]]})
+        line, = ax.plot(g[x], g[CENTER], color=colors[h],
+                        linestyle=(dash[s] if style else "-") if join else "none",
+                        marker=(mark[s] if style else "o") if markers or not join else None, markersize=markersize,
                         label=group_label(keys, spec, by) if by else None)
-        if band and (g[HI] > g[LO]).any():
+        if band and (g[HI] > g[LO]).any() and join:
             ax.fill_between(g[x], g[LO], g[HI], color=colors[h], alpha=alpha, linewidth=0)
+        elif band and (g[HI] > g[LO]).any():
+            ax.errorbar(g[x], g[CENTER], yerr=[g[CENTER] - g[LO], g[HI] - g[CENTER]], fmt="none",
+                        ecolor=colors[h], capsize=3)
         line.memlab_keys = keys
         drawn.append(line)
+    if not join:
+        ax.set_xticks(range(len(categories)), [fmt(c) for c in categories])
+        ax.set_xlim(-0.5, len(categories) - 0.5)
     _separate_coinciding(ax, drawn, [display_name(spec or {}, c) if spec else c for c in by])
     return colors
 
 
 def _same(a, b) -> float | None:
     """The largest difference of two lines drawn at the same x values, if they coincide."""
-    xa, ya = (np.asarray(v, dtype=float) for v in a.get_data())
-    xb, yb = (np.asarray(v, dtype=float) for v in b.get_data())
-    if xa.shape != xb.shape or not np.allclose(xa, xb):
+    (xa, ya), (xb, yb) = a.get_data(), b.get_data()
+    if not _same_x(np.asarray(xa), np.asarray(xb)):
         return None
+    ya, yb = np.asarray(ya, dtype=float), np.asarray(yb, dtype=float)
     if not np.array_equal(np.isnan(ya), np.isnan(yb)) or np.isnan(ya).all():
         return None      # gaps in different places, or nothing drawn: not the same line
     scale = max(np.nanmax(np.abs(np.r_[ya, yb]), initial=0.0), 1e-300)
     diff = float(np.nanmax(np.abs(ya - yb), initial=0.0))
     return diff if diff <= 1e-3 * scale else None
+
+
+def _same_x(xa: np.ndarray, xb: np.ndarray) -> bool:
+    """The same x values: numbers within rounding, categories (model names) equal."""
+    if xa.shape != xb.shape:
+        return False
+    try:
+        return bool(np.allclose(xa.astype(float), xb.astype(float)))
+    except (TypeError, ValueError):
+        return bool((xa.astype(str) == xb.astype(str)).all())
 
 
 def _separate_coinciding(ax, lines, by=()) -> None:
@@ -377,7 +402,8 @@ def _separate_coinciding(ax, lines, by=()) -> None:
             diff = _same(a, b)
             if diff is not None:
                 marker = b.get_marker() if b.get_marker() not in (None, "None", "") else "o"
-                b.set(linestyle=(0, (3, 3)), marker=marker, markerfacecolor="none", zorder=a.get_zorder() + 1,
+                joined = b.get_linestyle() not in ("None", "none", "")
+                b.set(linestyle=(0, (3, 3)) if joined else "none", marker=marker, markerfacecolor="none", zorder=a.get_zorder() + 1,
                       markersize=b.get_markersize() * 1.3, markevery=max(1, len(b.get_xdata()) // 10))
                 b.set_gid("coincides")
                 pairs.append((a, b, diff))

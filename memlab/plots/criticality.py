@@ -11,7 +11,7 @@ import numpy as np
 from memlab.errors import ConfigError
 from memlab.lazy import lazy
 from memlab.plots.common import (
-    draw_lines, fmt, legend_title, new_figure, nonempty, require_column, require_columns, summarize)
+    display_value, draw_lines, fmt, legend_title, new_figure, nonempty, require_column, require_columns, summarize)
 from memlab.plots.registry import option, register
 
 pd = lazy("pandas")
@@ -51,6 +51,11 @@ def training_panels(df, spec, ctx):
             rows = df[df[column].notna()]
             if rows.empty:
                 continue
+            if metric == "learning_rate" and _one_schedule(rows, hue):   # drawn once, not once per hue
+                summary = summarize(rows.drop_duplicates("epoch"), "epoch", column, [], agg, "none")
+                draw_lines(ax, summary, "epoch", None, None)
+                ax.lines[-1].set_color("black")
+                continue
             summary = summarize(rows, "epoch", column, [hue] if hue else [], agg, band)
             colors = draw_lines(ax, summary, "epoch", hue, None, cmap=option(spec, "cmap"))
             for line in ax.lines[-(len(colors)):]:
@@ -59,21 +64,41 @@ def training_panels(df, spec, ctx):
         ax.set_ylabel(label)
         if metric == "loss" and option(spec, "logy_loss"):
             ax.set_yscale("log")
+            _plain_log_labels(ax)
     axes[0].plot([], [], "k-", label="train")
     if "test" in splits:
         axes[0].plot([], [], "k--", label="test")
     handles, labels = axes[0].get_legend_handles_labels()
-    if hue:
-        axes[1].legend(*_hue_handles(axes[1], colors), title=legend_title(hue, None))
+    if hue:   # beside the last panel, where it hides no curve
+        axes[2].legend(*_hue_handles(colors, spec, hue), title=legend_title(hue, None, spec), loc="center left",
+                       bbox_to_anchor=(1.02, 0.5), frameon=False)
     axes[0].legend([h for h, lab in zip(handles, labels) if lab in ("train", "test")],
                    [lab for lab in labels if lab in ("train", "test")])
     return fig
 
 
-def _hue_handles(ax, colors):
+def _one_schedule(rows: pd.DataFrame, hue: str | None) -> bool:
+    """Every hue group (and every repeat) followed the same learning-rate schedule."""
+    return bool(rows.groupby("epoch")["learning_rate"].nunique().max() <= 1)
+
+
+def _hue_handles(colors, spec, hue):
     from matplotlib.lines import Line2D
     keys = list(colors)
-    return [Line2D([], [], color=colors[k]) for k in keys], [fmt(k) for k in keys]
+    return [Line2D([], [], color=colors[k]) for k in keys], [display_value(spec, hue, k) for k in keys]
+
+
+def _plain_log_labels(ax) -> None:
+    """A log loss axis labelled 0.2, 0.5, 1, 2 rather than 2x10^-1: at 1, 2 and 5 of each decade."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(v, _):
+        if v <= 0:
+            return ""
+        mantissa = round(v / 10 ** np.floor(np.log10(v)), 6)
+        return f"{v:g}" if mantissa in (1, 2, 5) else ""
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(FuncFormatter(label))
 
 
 HEATMAP_METRICS = ("acc_drop", "loss_drop", "acc", "loss", "l2_from_init")
@@ -111,20 +136,23 @@ def layer_heatmap(df, spec, ctx):
     nonempty(df, spec)
     panels = [(m, s) for m in metrics for s in (["train"] if m == "l2_from_init" else option(spec, "splits"))]
     groups = [(None, df)] if by is None else list(df.groupby(by, sort=True))
-    fig, axes = new_figure(spec, len(groups), len(panels), squeeze=False)
+    side_by_side = len(panels) == 1 and len(groups) > 1     # one panel per group: the groups as columns
+    rows, cols = (1, len(groups)) if side_by_side else (len(groups), len(panels))
+    fig, axes = new_figure(spec, rows, cols, squeeze=False)
     if not isinstance(spec.get("figsize"), list | tuple):
         n_layers = max(g["layer_index"].nunique() for _, g in groups)
-        fig.set_size_inches(max(3.2 * len(panels), 4.8), (0.25 * n_layers + 1.2) * len(groups))
+        fig.set_size_inches(max(3.2 * cols + (0.8 * cols if side_by_side else 0), 4.8), (0.25 * n_layers + 1.2) * rows)
     for r, (key, g) in enumerate(groups):
         for c, (metric, split) in enumerate(panels):
+            ax = axes[0, r] if side_by_side else axes[r, c]
             grid = heatmap_grid(g, metric, split, option(spec, "rerandomize") and metric != "l2_from_init",
                                 option(spec, "agg"))
-            _draw(fig, axes[r, c], grid, spec)
+            _draw(fig, ax, grid, spec)
             title = f"{metric} ({split})" if metric != "l2_from_init" else "L2 distance from init"
-            axes[r, c].set_title(title if by is None else f"{by}={fmt(key)}: {title}")
-            axes[r, c].set_xlabel("checkpoint epoch")
-            if c:
-                axes[r, c].set_yticklabels([])
+            ax.set_title(title if by is None else f"{by}={fmt(key)}: {title}")
+            ax.set_xlabel("checkpoint epoch")
+            if c:                       # the same layers as the panel on its left
+                ax.set_yticklabels([])
     return fig
 
 

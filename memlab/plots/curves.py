@@ -42,8 +42,9 @@ def _line_plot(df, spec, *, markers: bool):
     summary = summarize(df, x, y, [c for c in (hue, style) if c], agg, option(spec, "band"),
                         option(spec, "bounds"), option(spec, "min_n"))
     fig, ax = new_figure(spec)
+    categorical = not (pd.api.types.is_numeric_dtype(summary[x]) or pd.api.types.is_bool_dtype(summary[x]))
     draw_lines(ax, summary, x, hue, style, cmap=option(spec, "cmap"), markers=markers,
-               markersize=option(spec, "markersize"), spec=spec)
+               markersize=option(spec, "markersize"), spec=spec, join=not categorical)
     if option(spec, "logx"):
         ax.set_xscale("log")
     if option(spec, "logy"):
@@ -94,6 +95,7 @@ def lines(df, spec, ctx):
     """`y` against `x` from the results table, e.g. test error against corrupt_prob.
 
     Rows that share (hue, style, x) are aggregated: repeats over restarts or seeds become the band.
+    An x of categories (model names, activations) gets markers and error bars, no joining lines.
 
     x, y       -- columns (required)
     hue        -- a column: one colour per value (default None)
