@@ -116,6 +116,19 @@ def test_augmentation_crops_and_flips_reproducibly():
     assert 400 < flips.sum() < 600
     assert center_crop(np.zeros((1, 32, 32, 3)), 28).shape == (1, 28, 28, 3)
     assert Augment.for_images((32, 32, 3), 28) == Augment(size=28, pad=0)   # Zhang: random 28x28 crops
+    crops = Augment(size=4, pad=1, flip=False)          # augment: "crop": the same windows, never mirrored
+    unflipped = crops.apply(images, draws, slice(0, 2))
+    for i in range(2):
+        padded = np.pad(images[i], ((1, 1), (1, 1), (0, 0)))
+        assert (unflipped[i] == padded[draws["top"][i]:draws["top"][i] + 4, draws["left"][i]:draws["left"][i] + 4]).all()
+
+
+def test_augment_crop_trains_and_a_bad_choice_is_refused(tmp_path):
+    r = sgd.trial({**DIGITS, "epochs": 1, "augment": "crop"})
+    assert r["epochs_run"] == 1 and 0 <= r["train_acc"] <= 1
+    from memlab import config
+    with pytest.raises(config.ConfigError, match="augment"):
+        config.check_params(sgd, [{"dataset": ["digits"], "augment": ["flip"]}], tmp_path / "x.json", "sgd")
 
 
 # ------------------------------------------------------- training behaviour ---

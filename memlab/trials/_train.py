@@ -70,16 +70,19 @@ class Augment:
     it (test images take the central one: center_crop).  Otherwise the image is zero-padded by
     `pad` pixels on each side and a window of its own size is cut at a random position.
     Offsets and flips come from the trial's seed, per epoch, the same for both frameworks.
+    `flip=False` keeps the crops and leaves out the flips (digits, where a mirror image can be
+    another class), drawing the same offsets.
     """
     size: int
     pad: int = 0
+    flip: bool = True
 
     @classmethod
-    def for_images(cls, shape: tuple, crop: int | None) -> Augment:
+    def for_images(cls, shape: tuple, crop: int | None, flip: bool = True) -> Augment:
         h = shape[0]
         if crop is not None and crop < h:
-            return cls(size=crop, pad=0)
-        return cls(size=h, pad=max(1, h // 8))     # 4 pixels on 32x32 images, 1 on 8x8
+            return cls(size=crop, pad=0, flip=flip)
+        return cls(size=h, pad=max(1, h // 8), flip=flip)     # 4 pixels on 32x32 images, 1 on 8x8
 
     def draw(self, images_shape: tuple, seed: int, epoch: int) -> dict:
         """This epoch's offsets and flips, one per position of the epoch's order."""
@@ -96,7 +99,8 @@ class Augment:
             images = np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
         rows = draws["top"][where, None] + np.arange(self.size)
         cols = draws["left"][where, None] + np.arange(self.size)
-        cols = np.where(draws["flip"][where, None], cols[:, ::-1], cols)
+        if self.flip:
+            cols = np.where(draws["flip"][where, None], cols[:, ::-1], cols)
         idx = np.arange(len(images))[:, None, None]
         return np.ascontiguousarray(images[idx, rows[:, :, None], cols[:, None, :]])
 

@@ -72,7 +72,8 @@ PARAMS = {
     "weight_decay_scope": Param("all", choices=("all", "kernels"),
                                 help="all: every parameter (torch's weight_decay); kernels: tensors of "
                                      "ndim > 1 only, the KTH practical's 1/2 * wd * sum W^2"),
-    "augment": Param(False, choices=(False, True), help="random crops and horizontal flips"),
+    "augment": Param(False, choices=(False, True, "crop"),
+                     help="random crops and horizontal flips (true), crops alone (\"crop\"), or none"),
     "epochs": 100,
     "batch_size": 128,
     "stop_at_fit": Param(False, choices=(False, True), help="stop at 100 % training accuracy"),
@@ -185,7 +186,7 @@ def prepare_data(p: dict, seed: int) -> Data:
     pre = Preprocess.fit(p["preprocess"], x_train, images=shape is not None)
     if message := pre.warning(p["dataset"]):
         warnings.warn(message, stacklevel=3)
-    augment = Augment.for_images(shape, p["crop"]) if p["augment"] else None
+    augment = Augment.for_images(shape, p["crop"], flip=p["augment"] is True) if p["augment"] else None
     x_train = pre.transform(x_train)
     x_test = None if x_test is None else pre.transform(x_test)
     return Data(x_source if augment else x_train, x_train, np.asarray(train.y[keep], dtype=np.int64),
