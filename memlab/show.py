@@ -97,4 +97,11 @@ def print_provenance(rec: dict, store: Store) -> None:
     versions = prov.get("versions") or {}
     if versions:
         print("  versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    data = rec.get("data") or {}
+    if data:
+        from memlab.datasets import fingerprint
+        now = {name: fingerprint(name) for name in data}
+        print("  data: " + ", ".join(
+            f"datasets/{name}.npz {fp}" + ("" if now[name] in (None, fp) else f" (the file holds {now[name]} now: stale)")
+            for name, fp in data.items()))
     print(f"  records in {store.records_dir}")

@@ -556,6 +556,8 @@ def test_results_computed_on_a_dataset_file_that_changed_are_stale(study, capsys
     np.savez(study.path / "datasets" / "mine.npz", X=2 * X, y=y)    # other contents
     p = runner.plan(load_experiment("d"), Store("d"))
     assert len(p.stale) == 2 and "on a dataset file that has changed since" in runner.stale_note(p, "d")
+    shown = study.cli("run.py", "--name", "d", "--show", "0").stdout
+    assert "data: datasets/mine.npz npz-" in shown and "now: stale)" in shown
     capsys.readouterr()
     assert run("d", rerun_stale=True) == 0
     assert sorted(pd.read_csv(study.path / "results" / "d.csv")["s"]) == [2 * X.sum(), 2 * X.sum() + 1]
