@@ -12,7 +12,10 @@ no code at all: any other `datasets/NAME.npz` with `X` and `y` is the user's dat
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,9 +141,6 @@ def fingerprint(name: str) -> str | None:
     rebuilt with the same contents.  Recorded with each result (memlab.worker), so results
     computed on other data count as stale (memlab.runner.match).
     """
-    import hashlib
-    import os
-    import zipfile
     target = path(name)
     try:
         st = os.stat(target)

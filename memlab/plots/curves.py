@@ -63,6 +63,23 @@ LINE_OPTIONS = {"hue": None, "style": None, "band": "ci", "agg": "mean", "bounds
                 "logx": False, "logy": False, "cmap": None}
 
 
+# The options both line plots take, documented once (appended to each docstring below).
+LINE_OPTIONS_DOC = """
+    hue        -- a column: one colour per value (default None)
+    agg        -- how repeats combine (default "mean")
+    band       -- "ci" (a 95 % interval of the mean: Wilson's for a 0/1 column, Student's t
+                  otherwise), "std" (+- one standard deviation) or "none" (default "ci")
+    bounds     -- the range y can take, [lo, hi] (either may be null); bands are clipped to
+                  it (default "auto": [0, 1] when every value is in [0, 1], [0, inf) when none
+                  is negative; null: unbounded)
+    min_n      -- points with fewer trials than this get no band, and the caption says so
+                  (default 5)
+    logx, logy -- logarithmic axes (default False)
+    cmap       -- colour map for hue (default: a light-to-dark ramp for numbers, tab10 otherwise)
+    vmin, vmax -- the y range (default: the data's)
+"""
+
+
 @register("curves", required=("y",), table="series", options={"x": "epoch", **LINE_OPTIONS, "markers": False})
 def curves(df, spec, ctx):
     """A metric against epoch (or step), one line per group, from results/NAME_series.csv.
@@ -71,22 +88,9 @@ def curves(df, spec, ctx):
 
     y          -- the metric column (required), e.g. "train_loss"
     x          -- (default "epoch")
-    hue        -- a column: one colour per value (default None)
     style      -- a column: one dash pattern per value (default None)
-    agg        -- how repeats combine (default "mean")
-    band       -- "ci" (a 95 % interval of the mean: Wilson's for a 0/1 column, Student's t
-                  otherwise), "std" (+- one standard deviation) or "none" (default "ci")
-    bounds     -- the range y can take, [lo, hi] (either may be null); bands are clipped to
-                  it (default "auto": [0, 1] when every value is in [0, 1], [0, inf) when none
-                  is negative; null: unbounded)
-    min_n      -- points with fewer trials than this get no band, and the caption says so
-                  (default 5)
-    logx, logy -- logarithmic axes (default False)
     markers    -- a marker at each point (default False)
-    cmap       -- colour map for hue (default: a light-to-dark ramp for numbers, tab10 otherwise)
-    vmin, vmax -- the y range (default: the data's)
-    query      -- applies to the series table here
-    """
+    query      -- applies to the series table here"""
     return _line_plot(df, spec, markers=option(spec, "markers"))
 
 
@@ -95,25 +99,16 @@ def lines(df, spec, ctx):
     """`y` against `x` from the results table, e.g. test error against corrupt_prob.
 
     Rows that share (hue, style, x) are aggregated: repeats over restarts or seeds become the band.
-    An x of categories (model names, activations) gets markers and error bars, no joining lines.
 
     x, y       -- columns (required)
-    hue        -- a column: one colour per value (default None)
     style      -- a column: one dash pattern and marker per value (default None)
-    agg        -- how repeats combine (default "mean")
-    band       -- "ci" (a 95 % interval of the mean: Wilson's for a 0/1 column, Student's t
-                  otherwise), "std" (+- one standard deviation) or "none" (default "ci")
-    bounds     -- the range y can take, [lo, hi] (either may be null); bands are clipped to
-                  it (default "auto": [0, 1] when every value is in [0, 1], [0, inf) when none
-                  is negative; null: unbounded)
-    min_n      -- points with fewer trials than this get no band, and the caption says so
-                  (default 5)
-    logx, logy -- logarithmic axes (default False)
     markers    -- a marker at each point (default True)
-    cmap       -- colour map for hue (default: a light-to-dark ramp for numbers, tab10 otherwise)
-    vmin, vmax -- the y range (default: the data's)
     relative_to -- an x value: each row's y is divided by the mean y at that x in its (hue,
                   style) group, e.g. 0.0 for time to fit relative to true labels, as Zhang et
-                  al. draw Fig. 1b (default None: y as it is)
-    """
+                  al. draw Fig. 1b (default None: y as it is)"""
     return _line_plot(df, spec, markers=option(spec, "markers"))
+
+
+for _fn in (curves, lines):
+    if _fn.__doc__:                   # None under python -OO
+        _fn.__doc__ += LINE_OPTIONS_DOC
