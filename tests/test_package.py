@@ -10,11 +10,15 @@ from conftest import REPO
 HEAVY = ("pandas", "matplotlib", "scipy", "sklearn", "torch", "jax", "numba")
 
 
+def python(code: str) -> str:
+    """What a fresh interpreter prints running `code` from the repository root (it must succeed)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+
 def imported_after(code: str) -> list[str]:
     """The heavy libraries a fresh interpreter has imported after running `code`."""
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(python(probe).strip().splitlines()[-1])
 
 
 def test_registries_and_light_clis_import_no_heavy_library():
@@ -50,7 +54,7 @@ def test_a_trial_importing_a_missing_framework_gets_the_install_line():
         "except ModuleNotFoundError as e:\n"
         "    err = extras.missing(e, \"trial 'autoencoder'\", file='experiments/autoencoder.json', key='trial')\n"
         "    print(err)\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    out = python(code)
     assert "trial 'autoencoder' needs torch, which is not installed" in out
     assert "fix: pip install 'memlab[torch]'" in out
 
@@ -64,7 +68,7 @@ def test_a_framework_chosen_in_the_grid_is_checked_at_load():
         "    extras.check(sgd, [{'framework': ['torch', 'jax']}], 'e.json', 'sgd')\n"
         "except ConfigError as e:\n"
         "    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    out = python(code)
     assert "key 'param_grid.framework': trial 'sgd' with framework 'jax' needs jax" in out
     assert "pip install 'memlab[jax]'" in out
 
@@ -79,7 +83,7 @@ def test_without_pyarrow_no_parquet_is_written_and_nothing_fails(tmp_path):
     code = without(("pyarrow",)) + (
         "import pandas as pd\nfrom memlab.export import write_parquet\n"
         f"print(write_parquet(pd.DataFrame({{'x': [1]}}), {str(tmp_path / 'r.parquet')!r}))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    out = python(code)
     assert out.strip() == "None" and not (tmp_path / "r.parquet").exists()
 
 
