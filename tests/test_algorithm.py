@@ -466,3 +466,38 @@ def test_memorizer_keeps_scikit_learn_conventions_without_importing_it():
     assert search.best_params_["n_iter"] in (20, 80)
     with pytest.raises(ValueError, match="invalid parameter 'width'"):
         net.set_params(width=3)
+
+
+# ------------------------------------------------------------------ bit-sliced counting
+
+@pytest.mark.parametrize("n_rows, n_units", [(1, 1), (255, 63), (256, 64), (257, 65), (700, 300), (600, 2000)])
+def test_sliced_counts_equal_popcounts(n_rows, n_units):
+    """kernels.sliced_min / sliced_cover against popcount(row & U) counted one pair at a time:
+    partial blocks, padding units and rows, counts past 32 (the ripple planes), and blocks
+    that stop early."""
+    rng = np.random.default_rng(n_rows + n_units)
+    rows = kernels.from_bool(rng.random((n_rows, n_units)) < rng.uniform(0.2, 0.8, (n_rows, 1)))
+    dens = [0.0, 1.0] + list(rng.uniform(0.05, 0.95, 14))
+    U = kernels.from_bool(np.array([rng.random(n_units) < p for p in dens]))
+    exact = kernels.neuron_sums(rows, U)                          # (rows, candidates)
+    S = kernels.sliced(rows, np.arange(n_rows), n_units)
+    UI = np.empty((len(U), n_units + kernels.GROUP), np.uint16)
+    ulen = np.array([kernels.unit_list(u, n_units, UI[c]) for c, u in enumerate(U)])
+    assert all(length % kernels.GROUP == 0 for length in ulen)
+    hi = np.zeros((48, 4), np.uint64)
+    best = np.empty(len(U), np.int64)
+    kernels.sliced_min(S, UI, ulen, len(U), best, hi)
+    np.testing.assert_array_equal(best, exact.min(axis=0))
+    for c in range(len(U)):
+        for m in {0, 1, int(exact[:, c].min()), int(np.median(exact[:, c])), int(exact[:, c].max()) + 1}:
+            state = np.zeros(n_rows, np.int8)
+            new = kernels.sliced_cover(S, n_rows, UI[c], ulen[c], m, state, hi)
+            np.testing.assert_array_equal(state == kernels.COVERED, exact[:, c] < m)
+            assert new == (exact[:, c] < m).sum()
+
+
+def test_sliced_kernel_equals_oracle_on_wide_layers():
+    """Several sliced blocks of X- and X+, counts in the hundreds, 11 words per row: the oracle's
+    neurons, and the one-candidate-at-a-time kernel's (fit_both)."""
+    X, y = random_data(4, n=1400, d=12, classes=3)
+    same_network(*fit_both(X, y, n_iter=700, max_bias=0.4, random_state=8))

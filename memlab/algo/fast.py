@@ -13,10 +13,13 @@ shortcuts, none of which changes a neuron:
     the minimum over X- starts from the negative that gave the previous minimum and visits
     X- by increasing popcount, stopping once popcount(z) - popcount(x), a lower bound of
     every later count, reaches the best so far;
-  * wide layers (kernels.greedy_packed_batched) read X- once for a batch of upcoming live
-    candidates (their m does not depend on what gets covered), then decide the batch in walk
-    order exactly as the plain loop would: one candidate alone would stream all of X-'s
-    bits from memory, and wide counts are too concentrated to prune;
+  * wide layers (kernels.greedy_sliced) count bit-sliced: 256 rows of X- (or X+, for
+    coverage) at a time, unit-major, so that a candidate's counts for all 256 rows are the sum
+    of the 256-bit vectors of its ~n_iter/2 units I, added with carry-save adders (about 4.7
+    vector logic operations per unit); a block stops once none of its rows can still get
+    below the best so far.  The minima are computed for a batch of upcoming live candidates
+    (their m does not depend on what gets covered), each block read once for the batch, and
+    the batch is then decided in walk order exactly as the plain loop would;
   * scoring (kernels.any_fires, best_class) runs batches of points against one neuron at a
     time, and skips neurons whose popcount(x) + m cannot exceed popcount(z).
 Walking one random permutation of X+ and skipping what is covered or already tried draws
@@ -92,8 +95,8 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
         walk_pat = local[pid[walk]]
         PT = np.ascontiguousarray(pat[pos_ids].T)
         if pat.shape[1] >= WIDE:
-            steps, m, n_draws, state = kernels.greedy_packed_batched(
-                PT, walk_pat, np.ascontiguousarray(pat[neg_ids]), pop[neg_ids], pop[pos_ids], MAX_BATCH)
+            UI = np.empty((MAX_BATCH, n_iter + kernels.GROUP), np.uint16 if n_iter < 2**16 - 1 else np.int32)
+            steps, m, n_draws, state = kernels.greedy_sliced(PT, walk_pat, pat, neg_ids, n_iter, MAX_BATCH, UI)
         else:
             steps, m, n_draws, state = kernels.greedy_packed(
                 PT, walk_pat, np.ascontiguousarray(pat[neg_ids].T), pop[neg_ids], pop[pos_ids])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, models, register_model
 
 
 @intrinsic
@@ -347,111 +347,361 @@ def cover(PT, u, m, state, zeros, acc):
     return new
 
 
-@njit(inline="always")
-def batch_min(N, N_pop, UT, B, pop_max, best, acc):
-    """best[c] = min over rows z of N of popcount(z & U_c), for the B columns of UT at once.
+# ----------------------------------------------------------------------------- bit-sliced counting
+#
+# Wide first layers count "vertically": a block of 256 rows of X- is stored unit-major, one
+# 256-bit vector per unit (bit r of lane l is row 64 l + r), and a candidate's count for all
+# 256 rows at once is the sum of the vectors of its units I, added with carry-save adders
+# (Harley-Seal) into bit-sliced counters: about 4.7 vector AND/XOR/OR per unit for 256 pairs,
+# against a 64-bit popcount per word per pair.  The vectors are LLVM <4 x i64> values (AVX2
+# registers where the CPU has them), through the small type and intrinsics below.
 
-    Reading each row of X- once for a whole batch of candidates is what makes wide first
-    layers fast: one candidate alone streams all of X-'s bits from memory (40 MB at
-    n_iter = 5000 on MNIST) and the counts there are too concentrated to prune.  Per row, the
-    first two words are counted in one pass; then one word per pass, each pass also counting
-    how many candidates are still below their best, until none is (the most informative
-    units come first, so on MNIST at n_iter = 500 a row is usually done after 3-5 of 8 words).
-    """
-    nw = UT.shape[0]
-    for c in range(B):
-        best[c] = 1 << 30
-    worst = 1 << 30
-    U0 = UT[0]
-    U1 = UT[min(1, nw - 1)]
-    U2 = UT[min(2, nw - 1)]
-    fuse3 = False               # count three words in the first pass (when rows rarely stop at two)
-    stops_at_two = 0
-    for a in range(N.shape[0]):
-        if N_pop[a] - pop_max >= worst:         # |z & ~x_c| >= |z| - |x_c| >= worst >= best[c]
-            break
-        z = N[a]
-        z0 = z[0]
-        z1 = z[1] if nw > 1 else np.uint64(0)   # (U1 is U0 then; z1 = 0 adds nothing)
-        below = 0
-        if fuse3:
-            z2 = z[2]
-            for c in range(B):
-                v = (np.int32(popcount(U0[c] & z0)) + np.int32(popcount(U1[c] & z1))
-                     + np.int32(popcount(U2[c] & z2)))
-                acc[c] = v
-                below += np.int32(v < best[c])
-            w = 3
-        else:
-            for c in range(B):
-                v = np.int32(popcount(U0[c] & z0)) + np.int32(popcount(U1[c] & z1))
-                acc[c] = v
-                below += np.int32(v < best[c])
-            w = 2
-            stops_at_two += np.int64(below == 0)
-        while below > 0 and w < nw:             # can z still lower some candidate's minimum?
-            zw = z[w]
-            Uw = UT[w]
-            below = 0
-            for c in range(B):
-                v = acc[c] + np.int32(popcount(Uw[c] & zw))
-                acc[c] = v
-                below += np.int32(v < best[c])
-            w += 1
-        if below > 0:                           # every word counted: acc holds the full counts
-            for c in range(B):
-                best[c] = min(best[c], acc[c])
-        if (a & 63) == 63:
-            if nw >= 3:                         # fuse three words where under 1 row in 8 stopped at two
-                fuse3 = fuse3 or stops_at_two * 8 < 64
-                stops_at_two = 0
-            worst = 0
-            for c in range(B):
-                worst = max(worst, best[c])
-            if worst == 0:
-                break
+class U64x4Type(types.Type):
+    """Four uint64 lanes as one LLVM vector value."""
+
+    def __init__(self):
+        super().__init__(name="u64x4")
+
+
+u64x4 = U64x4Type()
+_VEC = ir.VectorType(ir.IntType(64), 4)
+
+
+@register_model(U64x4Type)
+class _U64x4Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VEC)
+
+
+@intrinsic
+def vzero(typingctx):
+    return u64x4(), lambda context, builder, sig, args: ir.Constant(_VEC, [0] * 4)
+
+
+@intrinsic
+def vones(typingctx):
+    return u64x4(), lambda context, builder, sig, args: ir.Constant(_VEC, [-1] * 4)
+
+
+def _vector_op(op):
+    def typer(typingctx, a, b):
+        if a is not u64x4 or b is not u64x4:
+            return None
+        return u64x4(u64x4, u64x4), lambda context, builder, sig, args: op(builder, *args)
+    return intrinsic(typer)
+
+
+vxor = _vector_op(lambda builder, a, b: builder.xor(a, b))
+vand = _vector_op(lambda builder, a, b: builder.and_(a, b))
+vor = _vector_op(lambda builder, a, b: builder.or_(a, b))
+vandnot = _vector_op(lambda builder, a, b: builder.and_(builder.not_(a), b))     # ~a & b
+
+
+def _row_pointer(context, builder, arrty, arr, row):
+    """Pointer to row `row` of a C-contiguous (n, 4) uint64 array, as a vector pointer."""
+    data = builder.bitcast(context.make_array(arrty)(context, builder, arr).data, ir.IntType(64).as_pointer())
+    return builder.bitcast(builder.gep(data, [builder.mul(row, ir.Constant(row.type, 4))]), _VEC.as_pointer())
+
+
+@intrinsic
+def vload(typingctx, arr, row):
+    """Row `row` of a C-contiguous (n, 4) uint64 array, as one vector (no bounds check)."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint64 and arr.ndim == 2 and arr.layout == "C"):
+        return None
+
+    def codegen(context, builder, sig, args):
+        row = context.cast(builder, args[1], sig.args[1], types.int64)
+        return builder.load(_row_pointer(context, builder, sig.args[0], args[0], row), align=8)
+    return u64x4(arr, row), codegen
+
+
+@intrinsic
+def vstore(typingctx, arr, row, v):
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint64 and arr.ndim == 2 and arr.layout == "C"):
+        return None
+
+    def codegen(context, builder, sig, args):
+        row = context.cast(builder, args[1], sig.args[1], types.int64)
+        builder.store(args[2], _row_pointer(context, builder, sig.args[0], args[0], row), align=8)
+        return context.get_dummy_value()
+    return types.none(arr, row, v), codegen
+
+
+@intrinsic
+def vget(typingctx, v, lane):
+    """Lane `lane` (0-3) of a vector, as uint64."""
+    if v is not u64x4 or not isinstance(lane, types.Integer):
+        return None
+    return types.uint64(v, lane), lambda context, builder, sig, args: builder.extract_element(args[0], args[1])
+
+
+@intrinsic
+def vany(typingctx, v):
+    """Is some bit of the vector set?"""
+    if v is not u64x4:
+        return None
+
+    def codegen(context, builder, sig, args):
+        wide = builder.bitcast(args[0], ir.IntType(256))
+        return builder.icmp_unsigned("!=", wide, ir.Constant(ir.IntType(256), 0))
+    return types.boolean(v), codegen
+
+
+SLICE = 256                   # rows per bit-sliced block
+GROUP = 32                    # units added per carry-save step (unit lists are padded to a multiple)
+CHECK = 128                   # units between two "can any row of the block still get below?" tests
 
 
 @njit(cache=True, nogil=True)
-def greedy_packed_batched(PT, walk, N, N_pop, P_pop, max_batch):
-    """greedy_packed with the minimum over X- computed for batches of upcoming candidates.
+def transpose64(a):
+    """In place: the 64 x 64 bit matrix a (a[i] bit j) becomes its transpose (a[j] bit i)."""
+    j = 32
+    m = np.uint64(0x00000000FFFFFFFF)
+    while j != 0:
+        k = 0
+        while k < 64:
+            for i in range(k, k + j):
+                t = ((a[i] >> np.uint64(j)) ^ a[i + j]) & m
+                a[i] ^= t << np.uint64(j)
+                a[i + j] ^= t
+            k += 2 * j
+        j >>= 1
+        m ^= m << np.uint64(j)
+    return a
 
-    The batch holds the next live candidates of the walk; their m does not depend on what
-    is covered, so the batch is then decided one by one in walk order exactly as the plain
-    loop would (a member covered by an earlier member's neuron is skipped, its m unused).
-    N is row-major here (rows of X-, by increasing popcount).
+
+@njit(cache=True, nogil=True)
+def sliced(bits, rows, n_units):
+    """The packed rows bits[rows] in blocks of SLICE rows, unit-major: S[b, j, l] bit r is unit
+    j of row rows[b * SLICE + 64 l + r].  Rows past the end are all ones on the units (their
+    count popcount(row & U) = |U| is never below a real row's); S[b, n_units] is all zeros, the
+    unit that pads the unit lists (unit_list)."""
+    n = rows.shape[0]
+    nw = bits.shape[1]
+    nb = (n + SLICE - 1) // SLICE
+    S = np.zeros((nb, n_units + 1, 4), np.uint64)
+    buf = np.empty(64, np.uint64)
+    for g in range(nb * 4):
+        b = g >> 2
+        lane = g & 3
+        for w in range(nw):
+            units = min(64, n_units - w * 64)
+            fill = ~np.uint64(0) if units == 64 else (np.uint64(1) << np.uint64(units)) - np.uint64(1)
+            for i in range(64):
+                r = g * 64 + i
+                buf[i] = bits[rows[r], w] if r < n else fill
+            transpose64(buf)
+            for k in range(units):
+                S[b, w * 64 + k, lane] = buf[k]
+    return S
+
+
+@njit(inline="always", cache=True, nogil=True)
+def unit_list(ubits, n_units, out):
+    """out[:L] the units set in the packed row ubits (increasing), padded with n_units (the zero
+    unit of a sliced block) to a multiple of GROUP; returns L."""
+    L = 0
+    for w in range(ubits.shape[0]):
+        word = ubits[w]
+        while word != 0:
+            unit = w * 64 + lowest_bit(word)
+            if unit < n_units:
+                out[L] = unit
+                L += 1
+            word &= word - np.uint64(1)
+    while L % GROUP != 0:
+        out[L] = n_units
+        L += 1
+    return L
+
+
+@njit(inline="always")
+def csa(a, b, c):
+    """Carry-save adder: (carry, sum) with a + b + c = 2 carry + sum, bit by bit."""
+    u = vxor(a, b)
+    return vor(vand(a, b), vand(u, c)), vxor(u, c)
+
+
+@njit(inline="always")
+def add8(V, q, o, p0, p1, p2):
+    """Add the vectors of units q[o:o + 8] into the planes p0, p1, p2 (weights 1, 2, 4) with
+    seven carry-save adders; returns (the carry of weight 8, p0, p1, p2)."""
+    tA, p0 = csa(p0, vload(V, q[o]), vload(V, q[o + 1]))
+    tB, p0 = csa(p0, vload(V, q[o + 2]), vload(V, q[o + 3]))
+    fA, p1 = csa(p1, tA, tB)
+    tA, p0 = csa(p0, vload(V, q[o + 4]), vload(V, q[o + 5]))
+    tB, p0 = csa(p0, vload(V, q[o + 6]), vload(V, q[o + 7]))
+    fB, p1 = csa(p1, tA, tB)
+    e, p2 = csa(p2, fA, fB)
+    return e, p0, p1, p2
+
+
+@njit(inline="always")
+def _plane(k, p0, p1, p2, p3, p4, hi):
+    if k >= 5:
+        return vload(hi, k - 5)
+    if k == 4:
+        return p4
+    if k == 3:
+        return p3
+    if k == 2:
+        return p2
+    if k == 1:
+        return p1
+    return p0
+
+
+@njit(inline="always")
+def _below(T, p0, p1, p2, p3, p4, hi, top):
+    """The rows whose bit-sliced count (planes p0..p4 of weights 1..16, then hi[k] of weight
+    32 << k, top of them) is below T, as a vector of bits: one comparison, highest plane first."""
+    if (T >> (top + 5)) != 0:
+        return vones()
+    lt = vzero()
+    eq = vones()
+    for k in range(top + 4, -1, -1):
+        pk = _plane(k, p0, p1, p2, p3, p4, hi)
+        if (T >> k) & 1:
+            lt = vor(lt, vandnot(pk, eq))
+            eq = vand(eq, pk)
+        else:
+            eq = vandnot(pk, eq)
+    return lt
+
+
+@njit(inline="always")
+def _count_of(lane, low, p0, p1, p2, p3, p4, hi, top):
+    """The count of the row at bit `low` (a one-bit word) of lane `lane`."""
+    cnt = 0
+    for k in range(top + 5):
+        if vget(_plane(k, p0, p1, p2, p3, p4, hi), lane) & low:
+            cnt += 1 << k
+    return cnt
+
+
+@njit(inline="always")
+def count_block(V, idx, n, T, hi):
+    """Bit-sliced counts popcount(row & U) of the SLICE rows of the sliced block V, U's units
+    idx[:n] (n a multiple of GROUP), in carry-save planes.  Returns (stopped, p0..p4, top): stopped
+    once every row's partial count has reached T (tested every CHECK units), since counts only
+    grow; hi holds the planes of weight 32 and up."""
+    p0 = vzero()
+    p1 = vzero()
+    p2 = vzero()
+    p3 = vzero()
+    p4 = vzero()
+    top = 0
+    test = CHECK
+    for i in range(0, n, GROUP):
+        q = idx[i:i + GROUP]                     # constant offsets in add8: no index checks
+        eA, p0, p1, p2 = add8(V, q, 0, p0, p1, p2)
+        eB, p0, p1, p2 = add8(V, q, 8, p0, p1, p2)
+        sA, p3 = csa(p3, eA, eB)
+        eA, p0, p1, p2 = add8(V, q, 16, p0, p1, p2)
+        eB, p0, p1, p2 = add8(V, q, 24, p0, p1, p2)
+        sB, p3 = csa(p3, eA, eB)
+        carry, p4 = csa(p4, sA, sB)
+        k = 0
+        while vany(carry):                       # ripple the 32s into the planes above
+            if k == top:
+                vstore(hi, k, vzero())
+                top += 1
+            h = vload(hi, k)
+            vstore(hi, k, vxor(h, carry))
+            carry = vand(h, carry)
+            k += 1
+        if i + GROUP >= test and i + GROUP < n:
+            test += CHECK
+            if not vany(_below(T, p0, p1, p2, p3, p4, hi, top)):
+                return True, p0, p1, p2, p3, p4, top
+    return False, p0, p1, p2, p3, p4, top
+
+
+@njit(inline="always", cache=True, nogil=True)
+def sliced_min(S, UI, ulen, B, best, hi):
+    """best[c] = min over the rows of the sliced blocks S of popcount(row & U_c), for the B
+    candidates whose unit lists are UI[c, :ulen[c]].  Blocks outside, candidates inside: a
+    block (64 KB at n_iter = 2000) is read from memory once for the whole batch."""
+    for c in range(B):
+        best[c] = 1 << 30
+    for blk in range(S.shape[0]):
+        V = S[blk]
+        for c in range(B):
+            T = best[c]
+            stopped, p0, p1, p2, p3, p4, top = count_block(V, UI[c], ulen[c], T, hi)
+            if stopped:
+                continue
+            lt = _below(T, p0, p1, p2, p3, p4, hi, top)
+            if vany(lt):
+                for lane in range(4):
+                    bits = vget(lt, lane)
+                    while bits != 0:
+                        best[c] = min(best[c], _count_of(lane, bits & (~bits + np.uint64(1)), p0, p1, p2, p3, p4, hi, top))
+                        bits &= bits - np.uint64(1)
+
+
+@njit(inline="always", cache=True, nogil=True)
+def sliced_cover(S, n_rows, idx, n, m, state, hi):
+    """Mark COVERED every row of the sliced blocks S (X+, n_rows real rows) with
+    popcount(row & U) < m, U's units idx[:n]; returns how many were new."""
+    new = 0
+    for blk in range(S.shape[0]):
+        stopped, p0, p1, p2, p3, p4, top = count_block(S[blk], idx, n, m, hi)
+        if stopped:
+            continue
+        lt = _below(m, p0, p1, p2, p3, p4, hi, top)
+        for lane in range(4):
+            bits = vget(lt, lane)
+            while bits != 0:
+                r = blk * SLICE + lane * 64 + lowest_bit(bits)
+                if r < n_rows and state[r] != COVERED:
+                    state[r] = COVERED
+                    new += 1
+                bits &= bits - np.uint64(1)
+    return new
+
+
+@njit(cache=True, nogil=True)
+def greedy_sliced(PT, walk, pat, neg, n_units, max_batch, UI):
+    """greedy_packed for wide layers, counting bit-sliced: the minimum over X- is computed for
+    batches of upcoming live candidates, and coverage of X+ for each new neuron.
+
+    The batch holds the next live candidates of the walk; their m does not depend on what is
+    covered, so the batch is then decided one by one in walk order exactly as the plain loop
+    would (a member covered by an earlier member's neuron is skipped, its m unused).
+    pat[neg] are the rows of X-; UI (max_batch, n_units + GROUP) a buffer for unit lists (uint16
+    where n_units < 65535).  Returns what greedy_packed returns.
     """
     nw, n_p = PT.shape
-    zeros = np.zeros(n_p, np.int64)
-    acc = np.empty(BLOCK, np.int64)
-    acc32 = np.empty(max_batch, np.int32)
-    best = np.empty(max_batch, np.int32)
-    UT = np.empty((nw, max_batch), np.uint64)
+    SN = sliced(pat, neg, n_units)                       # X-
+    SP = sliced(np.ascontiguousarray(PT.T), np.arange(n_p), n_units)   # X+
+    hi = np.zeros((48, 4), np.uint64)
+    best = np.empty(max_batch, np.int64)
+    ulen = np.empty(max_batch, np.int64)
     cand = np.empty(max_batch, np.int64)
     where = np.empty(max_batch, np.int64)
+    u = np.empty(nw, np.uint64)
     state = np.zeros(n_p, np.int8)
     n_uncovered = n_p
     steps = np.empty(walk.shape[0], np.int64)
     ms = np.empty(walk.shape[0], np.int64)
-    u = np.empty(nw, np.uint64)
     k = 0
     draws = 0
     t = 0
     size = 8
     while t < walk.shape[0] and n_uncovered > 0:          # [Line 4]
         B = 0
-        pop_max = 0
         while t < walk.shape[0] and B < size:             # the next live candidates [Line 5]
             p = walk[t]
             if state[p] != COVERED:
                 cand[B] = p
                 where[B] = t
-                pop_max = max(pop_max, P_pop[p])
-                for w in range(nw):                       # [Line 6]
-                    UT[w, B] = ~PT[w, p]
+                for w in range(nw):                       # [Line 6] I = the inactive units of x
+                    u[w] = ~PT[w, p]
+                ulen[B] = unit_list(u, n_units, UI[B])
                 B += 1
             t += 1
-        batch_min(N, N_pop, UT, B, pop_max, best, acc32)  # [Line 7] for the whole batch
+        sliced_min(SN, UI, ulen, B, best, hi)             # [Line 7] for the whole batch
         wasted = 0
         for j in range(B):
             p = cand[j]
@@ -465,9 +715,7 @@ def greedy_packed_batched(PT, walk, N, N_pop, P_pop, max_batch):
             steps[k] = where[j]                           # [Line 9]
             ms[k] = best[j]
             k += 1
-            for w in range(nw):
-                u[w] = UT[w, j]
-            n_uncovered -= cover(PT, u, np.int64(best[j]), state, zeros, acc)   # [Lines 10-11]
+            n_uncovered -= sliced_cover(SP, n_p, UI[j], ulen[j], best[j], state, hi)   # [Lines 10-11]
         if wasted * 4 > B:
             size = max(1, size // 2)
         elif wasted == 0:
