@@ -138,15 +138,19 @@ def unpack(bits, n_bits, out):
 
 @njit(cache=True, nogil=True)
 def select(bits, units, out):
-    """Keep only the listed units (in that order): out[i] packs bits[i, units]."""
+    """Keep only the listed units (in that order): out[i] packs bits[i, units].  Each output
+    word is gathered in a register, without branches."""
     one = np.uint64(1)
+    n_out = units.shape[0]
     for i in range(bits.shape[0]):
+        row = bits[i]
         for w in range(out.shape[1]):
-            out[i, w] = 0
-        for k in range(units.shape[0]):
-            j = units[k]
-            if (bits[i, j >> 6] >> np.uint64(j & 63)) & one:
-                out[i, k >> 6] |= one << np.uint64(k & 63)
+            word = np.uint64(0)
+            lo = w * 64
+            for k in range(lo, min(lo + 64, n_out)):
+                j = units[k]
+                word |= ((row[j >> 6] >> np.uint64(j & 63)) & one) << np.uint64(k - lo)
+            out[i, w] = word
     return out
 
 
