@@ -387,6 +387,21 @@ def vones(typingctx):
     return u64x4(), lambda context, builder, sig, args: ir.Constant(_VEC, [-1] * 4)
 
 
+@intrinsic
+def vsplat(typingctx, x):
+    """A vector with the uint64 x in every lane."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v = ir.Constant(_VEC, [0] * 4)
+        x = context.cast(builder, args[0], sig.args[0], types.uint64)
+        for lane in range(4):
+            v = builder.insert_element(v, x, ir.Constant(ir.IntType(32), lane))
+        return v
+    return u64x4(x), codegen
+
+
 def _vector_op(op):
     def typer(typingctx, a, b):
         if a is not u64x4 or b is not u64x4:
@@ -541,60 +556,85 @@ def add8(V, q, o, p0, p1, p2):
 
 
 @njit(inline="always")
-def _plane(k, p0, p1, p2, p3, p4, hi):
-    if k >= 5:
-        return vload(hi, k - 5)
+def _plane(k, P, hi):
+    """Plane k (weight 2**k) of a bit-sliced count: P = (p0, ..., p5) in registers, hi beyond."""
+    if k >= 6:
+        return vload(hi, k - 6)
+    if k == 5:
+        return P[5]
     if k == 4:
-        return p4
+        return P[4]
     if k == 3:
-        return p3
+        return P[3]
     if k == 2:
-        return p2
+        return P[2]
     if k == 1:
-        return p1
-    return p0
+        return P[1]
+    return P[0]
 
 
 @njit(inline="always")
-def _below(T, p0, p1, p2, p3, p4, hi, top):
-    """The rows whose bit-sliced count (planes p0..p4 of weights 1..16, then hi[k] of weight
-    32 << k, top of them) is below T, as a vector of bits: one comparison, highest plane first."""
-    if (T >> (top + 5)) != 0:
+def _below(T, P, hi, nhi):
+    """The rows whose bit-sliced count (planes P of weights 1..32, then hi[k] of weight 64 << k
+    for k < nhi) is below T, as a vector of bits: one comparison, highest plane first, without
+    branches on T's bits."""
+    if (T >> (nhi + 6)) != 0:
         return vones()
     lt = vzero()
     eq = vones()
-    for k in range(top + 4, -1, -1):
-        pk = _plane(k, p0, p1, p2, p3, p4, hi)
-        if (T >> k) & 1:
-            lt = vor(lt, vandnot(pk, eq))
-            eq = vand(eq, pk)
-        else:
-            eq = vandnot(pk, eq)
+    for k in range(nhi + 5, -1, -1):
+        pk = _plane(k, P, hi)
+        tk = vsplat(np.uint64(0) - np.uint64((T >> k) & 1))
+        lt = vor(lt, vand(vandnot(pk, eq), tk))          # T has a 1 where the count has a 0
+        eq = vandnot(vxor(pk, tk), eq)
     return lt
 
 
 @njit(inline="always")
-def _count_of(lane, low, p0, p1, p2, p3, p4, hi, top):
+def _count_of(lane, low, P, hi, nhi):
     """The count of the row at bit `low` (a one-bit word) of lane `lane`."""
     cnt = 0
-    for k in range(top + 5):
-        if vget(_plane(k, p0, p1, p2, p3, p4, hi), lane) & low:
+    for k in range(nhi + 6):
+        if vget(_plane(k, P, hi), lane) & low:
             cnt += 1 << k
     return cnt
 
 
 @njit(inline="always")
-def count_block(V, idx, n, T, hi):
+def hi_planes(n_units):
+    """How many planes of weight 64, 128, ... hold any count up to n_units."""
+    nhi = 0
+    while (64 << nhi) <= n_units:
+        nhi += 1
+    return nhi
+
+
+@njit(inline="always")
+def _ripple(hi, nhi, carry):
+    """Add the bits of `carry` (weight 64) into the planes hi[:nhi]."""
+    for k in range(nhi):
+        h = vload(hi, k)
+        vstore(hi, k, vxor(h, carry))
+        carry = vand(h, carry)
+
+
+@njit(inline="always")
+def count_block(V, idx, n, T, hi, nhi):
     """Bit-sliced counts popcount(row & U) of the SLICE rows of the sliced block V, U's units
-    idx[:n] (n a multiple of GROUP), in carry-save planes.  Returns (stopped, p0..p4, top): stopped
-    once every row's partial count has reached T (tested every CHECK units), since counts only
-    grow; hi holds the planes of weight 32 and up."""
+    idx[:n] (n a multiple of GROUP), in carry-save planes.  Returns (stopped, P): P = (p0, ..., p5)
+    the planes of weights 1..32, hi[:nhi] those of 64 and up (hi_planes); stopped once every
+    row's partial count has reached T (tested every CHECK units), since counts only grow.
+    Two groups' carries of weight 32 meet in p5, so the planes in memory are touched once per
+    2 GROUP units."""
     p0 = vzero()
     p1 = vzero()
     p2 = vzero()
     p3 = vzero()
     p4 = vzero()
-    top = 0
+    p5 = vzero()
+    pending = vzero()
+    for k in range(nhi):
+        vstore(hi, k, vzero())
     test = CHECK
     for i in range(0, n, GROUP):
         q = idx[i:i + GROUP]                     # constant offsets in add8: no index checks
@@ -605,20 +645,19 @@ def count_block(V, idx, n, T, hi):
         eB, p0, p1, p2 = add8(V, q, 24, p0, p1, p2)
         sB, p3 = csa(p3, eA, eB)
         carry, p4 = csa(p4, sA, sB)
-        k = 0
-        while vany(carry):                       # ripple the 32s into the planes above
-            if k == top:
-                vstore(hi, k, vzero())
-                top += 1
-            h = vload(hi, k)
-            vstore(hi, k, vxor(h, carry))
-            carry = vand(h, carry)
-            k += 1
+        if (i // GROUP) % 2 == 0:
+            pending = carry
+            continue
+        c64, p5 = csa(p5, pending, carry)
+        pending = vzero()
+        _ripple(hi, nhi, c64)
         if i + GROUP >= test and i + GROUP < n:
             test += CHECK
-            if not vany(_below(T, p0, p1, p2, p3, p4, hi, top)):
-                return True, p0, p1, p2, p3, p4, top
-    return False, p0, p1, p2, p3, p4, top
+            if not vany(_below(T, (p0, p1, p2, p3, p4, p5), hi, nhi)):
+                return True, (p0, p1, p2, p3, p4, p5)
+    _ripple(hi, nhi, vand(p5, pending))          # an odd number of groups: fold the last carry
+    p5 = vxor(p5, pending)
+    return False, (p0, p1, p2, p3, p4, p5)
 
 
 @njit(inline="always", cache=True, nogil=True)
@@ -626,21 +665,22 @@ def sliced_min(S, UI, ulen, B, best, hi):
     """best[c] = min over the rows of the sliced blocks S of popcount(row & U_c), for the B
     candidates whose unit lists are UI[c, :ulen[c]].  Blocks outside, candidates inside: a
     block (64 KB at n_iter = 2000) is read from memory once for the whole batch."""
+    nhi = hi_planes(S.shape[1] - 1)
     for c in range(B):
         best[c] = 1 << 30
     for blk in range(S.shape[0]):
         V = S[blk]
         for c in range(B):
             T = best[c]
-            stopped, p0, p1, p2, p3, p4, top = count_block(V, UI[c], ulen[c], T, hi)
+            stopped, P = count_block(V, UI[c], ulen[c], T, hi, nhi)
             if stopped:
                 continue
-            lt = _below(T, p0, p1, p2, p3, p4, hi, top)
+            lt = _below(T, P, hi, nhi)
             if vany(lt):
                 for lane in range(4):
                     bits = vget(lt, lane)
                     while bits != 0:
-                        best[c] = min(best[c], _count_of(lane, bits & (~bits + np.uint64(1)), p0, p1, p2, p3, p4, hi, top))
+                        best[c] = min(best[c], _count_of(lane, bits & (~bits + np.uint64(1)), P, hi, nhi))
                         bits &= bits - np.uint64(1)
 
 
@@ -648,12 +688,13 @@ def sliced_min(S, UI, ulen, B, best, hi):
 def sliced_cover(S, n_rows, idx, n, m, state, hi):
     """Mark COVERED every row of the sliced blocks S (X+, n_rows real rows) with
     popcount(row & U) < m, U's units idx[:n]; returns how many were new."""
+    nhi = hi_planes(S.shape[1] - 1)
     new = 0
     for blk in range(S.shape[0]):
-        stopped, p0, p1, p2, p3, p4, top = count_block(S[blk], idx, n, m, hi)
+        stopped, P = count_block(S[blk], idx, n, m, hi, nhi)
         if stopped:
             continue
-        lt = _below(m, p0, p1, p2, p3, p4, hi, top)
+        lt = _below(m, P, hi, nhi)
         for lane in range(4):
             bits = vget(lt, lane)
             while bits != 0:
