@@ -488,6 +488,7 @@ def exact_signs(X, W, b):
 def test_sparse_threshold_bits_are_the_exact_sign_on_and_near_hyperplanes(monkeypatch):
     """Dyadic points and weights (every sum exact), biases placed so that w.x + b is 0 or one
     unit of 2**-20 from it: the sparse kernel gives the exact sign, as the dense path does."""
+    monkeypatch.setattr(first_layer, "SPARSE_MIN_UNITS", 1)
     rng = np.random.default_rng(3)
     n, d, n_iter = 300, 40, 75                           # 75: a last block of 11 units
     X = (rng.integers(-8, 9, (n, d)) / 8).astype(np.float32)
@@ -509,6 +510,7 @@ def test_sparse_threshold_bits_are_the_exact_sign_on_and_near_hyperplanes(monkey
 def test_sparse_threshold_bits_equal_the_dense_path_bit_for_bit(n_iter, monkeypatch):
     """Random sparse float32 data over several chunks of rows (SPARSE_ROWS), block sizes that do
     and do not fill a word; a row with a single nonzero, empty rows, negative entries."""
+    monkeypatch.setattr(first_layer, "SPARSE_MIN_UNITS", 1)      # the kernel even for one unit
     rng = np.random.default_rng(n_iter)
     n, d = 2 * first_layer.SPARSE_ROWS + 37, 50
     X = rng.standard_normal((n, d)).astype(np.float32)
