@@ -508,11 +508,12 @@ def test_sparse_threshold_bits_are_the_exact_sign_on_and_near_hyperplanes(monkey
 
 @pytest.mark.parametrize("n_iter", [1, 32, 64, 97])
 def test_sparse_threshold_bits_equal_the_dense_path_bit_for_bit(n_iter, monkeypatch):
-    """Random sparse float32 data over several chunks of rows (SPARSE_ROWS), block sizes that do
-    and do not fill a word; a row with a single nonzero, empty rows, negative entries."""
+    """Random sparse float32 data over several chunks of rows, block sizes that do and do not
+    fill a word; a row with a single nonzero, empty rows, negative entries."""
     monkeypatch.setattr(first_layer, "SPARSE_MIN_UNITS", 1)      # the kernel even for one unit
+    monkeypatch.setattr(first_layer, "CHUNK_BYTES", 256 * 51 * 8)  # chunks of 256 rows
     rng = np.random.default_rng(n_iter)
-    n, d = 2 * first_layer.SPARSE_ROWS + 37, 50
+    n, d = 2 * 256 + 37, 50
     X = rng.standard_normal((n, d)).astype(np.float32)
     X[rng.random((n, d)) < 0.8] = 0
     X[5] = 0

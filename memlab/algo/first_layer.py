@@ -39,6 +39,10 @@ def as_rows(X) -> np.ndarray:
 
 
 def _chunk_rows(n_iter: int, itemsize: int) -> int:
+    """Rows per chunk for a buffer of n_iter items of itemsize bytes per row.  Also the rows
+    that kernels.sparse_signs compresses at a time (8 bytes per entry, 2,671 rows of MNIST):
+    each chunk reads all of W once more, so it pays to make them large (at 2000 units on the
+    stand-in: 1.3 s in chunks of 256 rows, 1.1 s from 1,024 to 8,192)."""
     return max(16, CHUNK_BYTES // max(1, n_iter * itemsize))
 
 
@@ -48,7 +52,6 @@ def _chunk_rows(n_iter: int, itemsize: int) -> int:
 # 35%, 0.7x at 45% and 0.5x on dense rows (BENCHMARKS.md, Algorithm 2 reference section).
 SPARSE_DENSITY = 1 / 3
 SPARSE_MIN_UNITS = 64
-SPARSE_ROWS = 256             # rows compressed at a time by kernels.sparse_signs
 
 
 def threshold_bits(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -76,7 +79,7 @@ def threshold_bits(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         for k in range(nb):
             WB[k, :, : min(L, n_iter - k * L)] = W[k * L:(k + 1) * L].T
         kernels.sparse_signs(X, WB, W, _blocks(b, nb, -1.0), _blocks(wtol, nb, 0.0),
-                             _blocks(btol, nb, 0.0), xnorm, out, SPARSE_ROWS)
+                             _blocks(btol, nb, 0.0), xnorm, out, _chunk_rows(d + 1, 8))
         return out
     rows = _chunk_rows(n_iter, 4)
     buf = np.empty((min(rows, n), n_iter), np.float32)
