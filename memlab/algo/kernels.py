@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import carray, njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 
@@ -252,6 +253,119 @@ def pack_signs(pre, b, Xc, W, xnorm, wtol, btol, out):
             for j in range(lo, min(lo + 64, n_units)):
                 word |= np.uint64(row[j] > 0) << np.uint64(j - lo)
             out[i, w] = word
+    return out
+
+
+@intrinsic
+def stack_f32(typingctx, n):
+    """A float32 scratch buffer of n (a literal) in the kernel's stack frame (llvm alloca).
+
+    Unlike np.empty, LLVM sees that it aliases nothing else, so a small accumulator indexed by
+    constants after unrolling lives in vector registers for a whole loop instead of memory.
+    """
+    if not isinstance(n, types.IntegerLiteral):
+        return None
+    size = n.literal_value
+
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, ir.FloatType(), size=size)
+
+    return types.CPointer(types.float32)(n), codegen
+
+
+SIGN_LANES = 32               # units per column block of sparse_signs (half a packed word)
+_SIGN_ACC = 2 * SIGN_LANES    # its two interleaved partial sums
+_U1, _U2 = np.uint64(1), np.uint64(2)
+
+
+@njit(cache=True, nogil=True)
+def _float64_sign(b, data, indices, t0, t1, Wj):
+    """[b + sum x_k w_k > 0] in float64, k in increasing order: pack_signs' fallback, term for
+    term (the zero entries it adds do not change a float64 sum)."""
+    s = np.float64(b)
+    for t in range(t0, t1):
+        s += np.float64(data[t]) * np.float64(Wj[indices[t]])
+    return s > 0
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def sparse_signs(X, WB, W, bB, wtolB, btolB, xnorm, out, rows):
+    """pack_signs(X @ W.T, ...) for sparse rows of X without the dense product: out[i] packs
+    [x_i . w_j + b_j > 0] (the same bits).
+
+    X (n, d) float32; WB (n_blocks, d, SIGN_LANES) = W.T cut into blocks of units (zero past
+    the last unit); bB, wtolB, btolB (n_blocks, SIGN_LANES) b, wtol, btol per block (b < 0 and
+    tolerances 0 past the last unit, so those bits stay 0).  `rows` rows at a time are
+    compressed to their nonzeros (padded with zero terms to an even count); then, block by
+    block, each row's dot products accumulate in registers (two interleaved partial sums,
+    fused multiply-adds; the rounding bound holds for any order) and are compared, checked
+    against the bound and packed while still in registers.  The few unsure units are decided
+    by _float64_sign, as in pack_signs.
+    """
+    L = SIGN_LANES
+    n, d = X.shape
+    nb = WB.shape[0]
+    per_word = 64 // L
+    indptr = np.empty(rows + 1, np.uint64)       # unsigned positions: no negative-index checks
+    indices = np.zeros(rows * (d + 1), np.uint32)
+    data = np.zeros(rows * (d + 1), np.float32)
+    acc = carray(stack_f32(_SIGN_ACC), (_SIGN_ACC,))
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        t = 0
+        indptr[0] = 0
+        for i in range(r0, r1):
+            x = X[i]
+            for k in range(d):
+                if x[k] != 0:
+                    indices[t] = k
+                    data[t] = x[k]
+                    t += 1
+            if t % 2:
+                indices[t] = 0
+                data[t] = 0.0
+                t += 1
+            indptr[i - r0 + 1] = t
+            for w in range(out.shape[1]):
+                out[i, w] = 0
+        for jb in range(nb):
+            Wb = WB[jb]
+            bb = bB[jb]
+            wt = wtolB[jb]
+            bt = btolB[jb]
+            shift = np.uint64(L * (jb % per_word))
+            word = jb // per_word
+            for i in range(r1 - r0):
+                for j in range(_SIGN_ACC):
+                    acc[j] = 0.0
+                t0 = indptr[i]
+                t1 = indptr[i + 1]
+                t = t0
+                while t < t1:
+                    v0 = data[t]
+                    v1 = data[t + _U1]
+                    w0 = Wb[indices[t]]
+                    w1 = Wb[indices[t + _U1]]
+                    for j in range(SIGN_LANES):
+                        acc[j] += v0 * w0[j]
+                        acc[SIGN_LANES + j] += v1 * w1[j]
+                    t += _U2
+                xi = xnorm[r0 + i]
+                bits = np.uint64(0)
+                unsure = np.uint64(0)
+                for j in range(SIGN_LANES):
+                    v = (acc[j] + acc[SIGN_LANES + j]) + bb[j]
+                    bits |= np.uint64(v > 0) << np.uint64(j)
+                    unsure |= np.uint64(abs(v) <= xi * wt[j] + bt[j]) << np.uint64(j)
+                while unsure:
+                    j = lowest_bit(unsure)
+                    unsure &= unsure - _U1
+                    one = _U1 << np.uint64(j)
+                    if _float64_sign(bb[j], data, indices, t0, t1, W[jb * L + j]):
+                        bits |= one
+                    else:
+                        bits &= ~one
+                out[r0 + i, word] |= bits << shift
     return out
 
 
