@@ -434,9 +434,9 @@ def test_compressed_relu_path_equals_oracle(data, monkeypatch):
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
 
 
-def test_batched_kernel_with_three_word_first_pass_equals_oracle():
-    """Wide patterns and enough rows of X- that the batched kernel switches to counting three
-    words in its first pass (kernels.batch_min): still the oracle's neurons."""
+def test_batched_kernel_on_five_words_and_many_rows_equals_oracle():
+    """Five words per pattern and 800 rows of X- (several sliced blocks, kernels.greedy_sliced),
+    three classes: still the oracle's neurons."""
     X, y = random_data(12, n=1200, d=30, classes=3)
     same_network(*fit_both(X, y, n_iter=320, max_bias=0.3, random_state=5))
 

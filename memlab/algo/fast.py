@@ -38,7 +38,7 @@ from memlab.algo import first_layer, kernels
 
 # ----------------------------------------------------------------------------- threshold
 
-WIDE = 4          # words per row from which batches of candidates beat one-at-a-time pruning
+WIDE = 3          # words per row from which bit-sliced batches beat one-at-a-time pruning
 MAX_BATCH = 64
 
 
