@@ -485,9 +485,13 @@ def test_sliced_counts_equal_popcounts(n_rows, n_units):
     ulen = np.array([kernels.unit_list(u, n_units, UI[c]) for c, u in enumerate(U)])
     assert all(length % kernels.GROUP == 0 for length in ulen)
     hi = np.zeros((48, 4), np.uint64)
-    best = np.empty(len(U), np.int64)
-    kernels.sliced_min(S, UI, ulen, len(U), best, hi)
+    best = np.full(len(U), 1 << 30, np.int64)
+    kernels.sliced_min(S, 0, len(S), UI, ulen, len(U), best, hi)
     np.testing.assert_array_equal(best, exact.min(axis=0))
+    if len(S) > 1:                                                # a range of blocks
+        part = np.full(len(U), 1 << 30, np.int64)
+        kernels.sliced_min(S, 1, len(S), UI, ulen, len(U), part, hi)
+        np.testing.assert_array_equal(part, exact[kernels.SLICE:].min(axis=0))
     for c in range(len(U)):
         for m in {0, 1, int(exact[:, c].min()), int(np.median(exact[:, c])), int(exact[:, c].max()) + 1}:
             state = np.zeros(n_rows, np.int8)

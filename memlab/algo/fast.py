@@ -54,11 +54,24 @@ def informative_order(activity: np.ndarray, n_points: int) -> np.ndarray:
     return np.argsort(-balance, kind="stable")
 
 
-def sample_order(X: np.ndarray, W: np.ndarray, b: np.ndarray, rows: int = 2048) -> np.ndarray:
+def sample_order(X: np.ndarray, W: np.ndarray, b: np.ndarray, rows: int = 1024) -> np.ndarray:
     """informative_order estimated on evenly spaced rows of X (it only has to be a good order)."""
     sample = X[:: max(1, len(X) // rows)]
     activity = kernels.column_counts(first_layer.threshold_bits(sample, W, b), W.shape[0])
     return informative_order(activity, len(sample))
+
+
+def grouped_layout(pat, by_pop, major, n_classes: int, n_iter: int):
+    """The patterns bit-sliced (kernels.sliced) class by class, each pattern in the group of the
+    class it occurs in most (major), by popcount within a group, each group padded to whole
+    blocks: (G, group_blocks), group c in the blocks group_blocks[c]:group_blocks[c + 1]."""
+    rows, group_blocks = [], [0]
+    for c in range(n_classes):
+        ids = by_pop[major[by_pop] == c]
+        pad = -len(ids) % kernels.SLICE
+        rows.append(np.concatenate([ids, np.full(pad, -1, np.int64)]))
+        group_blocks.append(group_blocks[-1] + (len(ids) + pad) // kernels.SLICE)
+    return kernels.sliced(pat, np.concatenate(rows), n_iter), group_blocks
 
 
 def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray, targets, walks) -> dict:
@@ -86,18 +99,26 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     everywhere = per_class.sum(axis=1)
     by_pop = np.argsort(pop, kind="stable")
     local = np.empty(n_pat, np.int64)
+    wide = pat.shape[1] >= WIDE
+    if wide:                               # every class's patterns, bit-sliced once
+        major = per_class.argmax(axis=1)
+        G, group_blocks = grouped_layout(pat, by_pop, major, n_classes, n_iter)
+        UI = np.empty((MAX_BATCH, n_iter + kernels.GROUP), np.uint16 if n_iter < 2**16 - 1 else np.int32)
     layers, draws, ordered_U, covered = [], [], [], []
     for t, walk in zip(targets, walks):
         walk = np.asarray(walk, np.int64)
         pos_ids = np.flatnonzero(per_class[:, t])                      # patterns of X+
-        neg_ids = by_pop[everywhere[by_pop] > per_class[by_pop, t]]    # of X-, by popcount
         local[pos_ids] = np.arange(len(pos_ids))
         walk_pat = local[pid[walk]]
         PT = np.ascontiguousarray(pat[pos_ids].T)
-        if pat.shape[1] >= WIDE:
-            UI = np.empty((MAX_BATCH, n_iter + kernels.GROUP), np.uint16 if n_iter < 2**16 - 1 else np.int32)
-            steps, m, n_draws, state = kernels.greedy_sliced(PT, walk_pat, pat, neg_ids, n_iter, MAX_BATCH, UI)
+        if wide:
+            # X-: the other classes' groups, and t's patterns that other classes share
+            shared = np.flatnonzero((major == t) & (everywhere > per_class[:, t]))
+            E = kernels.sliced(pat, shared, n_iter)
+            steps, m, n_draws, state = kernels.greedy_sliced(
+                PT, walk_pat, G, group_blocks[t], group_blocks[t + 1], E, n_iter, MAX_BATCH, UI)
         else:
+            neg_ids = by_pop[everywhere[by_pop] > per_class[by_pop, t]]    # of X-, by popcount
             steps, m, n_draws, state = kernels.greedy_packed(
                 PT, walk_pat, np.ascontiguousarray(pat[neg_ids].T), pop[neg_ids], pop[pos_ids])
         anchors = walk[steps]

@@ -606,9 +606,9 @@ def transpose64(a):
 @njit(cache=True, nogil=True)
 def sliced(bits, rows, n_units):
     """The packed rows bits[rows] in blocks of SLICE rows, unit-major: S[b, j, l] bit r is unit
-    j of row rows[b * SLICE + 64 l + r].  Rows past the end are all ones on the units (their
-    count popcount(row & U) = |U| is never below a real row's); S[b, n_units] is all zeros, the
-    unit that pads the unit lists (unit_list)."""
+    j of row rows[b * SLICE + 64 l + r].  Rows past the end, and rows -1 (padding), are all ones
+    on the units (their count popcount(row & U) = |U| is never below a real row's); S[b, n_units]
+    is all zeros, the unit that pads the unit lists (unit_list)."""
     n = rows.shape[0]
     nw = bits.shape[1]
     nb = (n + SLICE - 1) // SLICE
@@ -622,7 +622,7 @@ def sliced(bits, rows, n_units):
             fill = ~np.uint64(0) if units == 64 else (np.uint64(1) << np.uint64(units)) - np.uint64(1)
             for i in range(64):
                 r = g * 64 + i
-                buf[i] = bits[rows[r], w] if r < n else fill
+                buf[i] = bits[rows[r], w] if r < n and rows[r] >= 0 else fill
             transpose64(buf)
             for k in range(units):
                 S[b, w * 64 + k, lane] = buf[k]
@@ -775,14 +775,13 @@ def count_block(V, idx, n, T, hi, nhi):
 
 
 @njit(inline="always", cache=True, nogil=True)
-def sliced_min(S, UI, ulen, B, best, hi):
-    """best[c] = min over the rows of the sliced blocks S of popcount(row & U_c), for the B
-    candidates whose unit lists are UI[c, :ulen[c]].  Blocks outside, candidates inside: a
-    block (64 KB at n_iter = 2000) is read from memory once for the whole batch."""
+def sliced_min(S, first, last, UI, ulen, B, best, hi):
+    """best[c] = min(best[c], min over the rows of the sliced blocks S[first:last] of
+    popcount(row & U_c)), for the B candidates whose unit lists are UI[c, :ulen[c]].  Blocks
+    outside, candidates inside: a block (64 KB at n_iter = 2000) is read from memory once for
+    the whole batch."""
     nhi = hi_planes(S.shape[1] - 1)
-    for c in range(B):
-        best[c] = 1 << 30
-    for blk in range(S.shape[0]):
+    for blk in range(first, last):
         V = S[blk]
         for c in range(B):
             T = best[c]
@@ -821,18 +820,18 @@ def sliced_cover(S, n_rows, idx, n, m, state, hi):
 
 
 @njit(cache=True, nogil=True)
-def greedy_sliced(PT, walk, pat, neg, n_units, max_batch, UI):
+def greedy_sliced(PT, walk, G, skip_lo, skip_hi, E, n_units, max_batch, UI):
     """greedy_packed for wide layers, counting bit-sliced: the minimum over X- is computed for
     batches of upcoming live candidates, and coverage of X+ for each new neuron.
 
     The batch holds the next live candidates of the walk; their m does not depend on what is
     covered, so the batch is then decided one by one in walk order exactly as the plain loop
     would (a member covered by an earlier member's neuron is skipped, its m unused).
-    pat[neg] are the rows of X-; UI (max_batch, n_units + GROUP) a buffer for unit lists (uint16
-    where n_units < 65535).  Returns what greedy_packed returns.
+    X- is the sliced blocks of G outside [skip_lo, skip_hi) and those of E (the layout of every
+    class's patterns is built once: fast.fit_threshold); UI (max_batch, n_units + GROUP) a buffer
+    for unit lists (uint16 where n_units < 65535).  Returns what greedy_packed returns.
     """
     nw, n_p = PT.shape
-    SN = sliced(pat, neg, n_units)                       # X-
     SP = sliced(np.ascontiguousarray(PT.T), np.arange(n_p), n_units)   # X+
     hi = np.zeros((48, 4), np.uint64)
     best = np.empty(max_batch, np.int64)
@@ -860,7 +859,10 @@ def greedy_sliced(PT, walk, pat, neg, n_units, max_batch, UI):
                 ulen[B] = unit_list(u, n_units, UI[B])
                 B += 1
             t += 1
-        sliced_min(SN, UI, ulen, B, best, hi)             # [Line 7] for the whole batch
+        best[:B] = 1 << 30                                # [Line 7] for the whole batch
+        sliced_min(G, 0, skip_lo, UI, ulen, B, best, hi)
+        sliced_min(G, skip_hi, G.shape[0], UI, ulen, B, best, hi)
+        sliced_min(E, 0, E.shape[0], UI, ulen, B, best, hi)
         wasted = 0
         for j in range(B):
             p = cand[j]
