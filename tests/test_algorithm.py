@@ -486,11 +486,14 @@ def test_sliced_counts_equal_popcounts(n_rows, n_units):
     assert all(length % kernels.GROUP == 0 for length in ulen)
     hi = np.zeros((48, 4), np.uint64)
     best = np.full(len(U), 1 << 30, np.int64)
-    kernels.sliced_min(S, 0, len(S), UI, ulen, len(U), best, hi)
+    found = np.zeros(len(U), np.int64)
+    kernels.sliced_min(S, np.arange(len(S))[::-1].copy(), UI, ulen, len(U), best, found, hi)
     np.testing.assert_array_equal(best, exact.min(axis=0))
-    if len(S) > 1:                                                # a range of blocks
+    rows_of = np.arange(n_rows) // kernels.SLICE
+    assert all(exact[rows_of == found[c], c].min() == best[c] for c in range(len(U)))
+    if len(S) > 1:                                                # some of the blocks
         part = np.full(len(U), 1 << 30, np.int64)
-        kernels.sliced_min(S, 1, len(S), UI, ulen, len(U), part, hi)
+        kernels.sliced_min(S, np.arange(1, len(S)), UI, ulen, len(U), part, found, hi)
         np.testing.assert_array_equal(part, exact[kernels.SLICE:].min(axis=0))
     for c in range(len(U)):
         for m in {0, 1, int(exact[:, c].min()), int(np.median(exact[:, c])), int(exact[:, c].max()) + 1}:

@@ -775,13 +775,13 @@ def count_block(V, idx, n, T, hi, nhi):
 
 
 @njit(inline="always", cache=True, nogil=True)
-def sliced_min(S, first, last, UI, ulen, B, best, hi):
-    """best[c] = min(best[c], min over the rows of the sliced blocks S[first:last] of
-    popcount(row & U_c)), for the B candidates whose unit lists are UI[c, :ulen[c]].  Blocks
-    outside, candidates inside: a block (64 KB at n_iter = 2000) is read from memory once for
-    the whole batch."""
+def sliced_min(S, blocks, UI, ulen, B, best, found, hi):
+    """best[c] = min(best[c], min over the rows of the sliced blocks S[blocks] of
+    popcount(row & U_c)), for the B candidates whose unit lists are UI[c, :ulen[c]]; found[c]
+    the block where best[c] was last lowered.  Blocks outside, candidates inside: a block
+    (64 KB at n_iter = 2000) is read from memory once for the whole batch."""
     nhi = hi_planes(S.shape[1] - 1)
-    for blk in range(first, last):
+    for blk in blocks:
         V = S[blk]
         for c in range(B):
             T = best[c]
@@ -790,6 +790,7 @@ def sliced_min(S, first, last, UI, ulen, B, best, hi):
                 continue
             lt = _below(T, P, hi, nhi)
             if vany(lt):
+                found[c] = blk
                 for lane in range(4):
                     bits = vget(lt, lane)
                     while bits != 0:
@@ -835,7 +836,10 @@ def greedy_sliced(PT, walk, G, skip_lo, skip_hi, E, n_units, max_batch, UI):
     SP = sliced(np.ascontiguousarray(PT.T), np.arange(n_p), n_units)   # X+
     hi = np.zeros((48, 4), np.uint64)
     best = np.empty(max_batch, np.int64)
+    found = np.zeros(max_batch, np.int64)
     ulen = np.empty(max_batch, np.int64)
+    visit = np.concatenate((np.arange(skip_lo), np.arange(skip_hi, G.shape[0])))   # X-'s blocks of G
+    every = np.arange(E.shape[0])
     cand = np.empty(max_batch, np.int64)
     where = np.empty(max_batch, np.int64)
     u = np.empty(nw, np.uint64)
@@ -860,9 +864,15 @@ def greedy_sliced(PT, walk, G, skip_lo, skip_hi, E, n_units, max_batch, UI):
                 B += 1
             t += 1
         best[:B] = 1 << 30                                # [Line 7] for the whole batch
-        sliced_min(G, 0, skip_lo, UI, ulen, B, best, hi)
-        sliced_min(G, skip_hi, G.shape[0], UI, ulen, B, best, hi)
-        sliced_min(E, 0, E.shape[0], UI, ulen, B, best, hi)
+        sliced_min(G, visit, UI, ulen, B, best, found, hi)
+        sliced_min(E, every, UI, ulen, B, best, found, hi)
+        lead = 0                                          # next batch: the blocks that held
+        for j in range(B):                                # minima first (a low bound early
+            for v in range(lead, visit.shape[0]):         # stops more blocks)
+                if visit[v] == found[j]:
+                    visit[lead], visit[v] = visit[v], visit[lead]
+                    lead += 1
+                    break
         wasted = 0
         for j in range(B):
             p = cand[j]
