@@ -549,6 +549,21 @@ def vload(typingctx, arr, row):
 
 
 @intrinsic
+def vload_at(typingctx, arr, offset):
+    """The vector at uint64 offset `offset` (4 x its row) of a C-contiguous (n, 4) uint64 array:
+    unit lists hold these offsets, which x86 addressing scales without a shift."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint64 and arr.ndim == 2 and arr.layout == "C"):
+        return None
+
+    def codegen(context, builder, sig, args):
+        offset = context.cast(builder, args[1], sig.args[1], types.int64)
+        data = builder.bitcast(context.make_array(sig.args[0])(context, builder, args[0]).data,
+                               ir.IntType(64).as_pointer())
+        return builder.load(builder.bitcast(builder.gep(data, [offset]), _VEC.as_pointer()), align=8)
+    return u64x4(arr, offset), codegen
+
+
+@intrinsic
 def vstore(typingctx, arr, row, v):
     if not (isinstance(arr, types.Array) and arr.dtype == types.uint64 and arr.ndim == 2 and arr.layout == "C"):
         return None
@@ -639,11 +654,11 @@ def unit_list(ubits, n_units, out):
         while word != 0:
             unit = w * 64 + lowest_bit(word)
             if unit < n_units:
-                out[L] = unit
+                out[L] = 4 * unit
                 L += 1
             word &= word - np.uint64(1)
     while L % GROUP != 0:
-        out[L] = n_units
+        out[L] = 4 * n_units
         L += 1
     return L
 
@@ -659,11 +674,11 @@ def csa(a, b, c):
 def add8(V, q, o, p0, p1, p2):
     """Add the vectors of units q[o:o + 8] into the planes p0, p1, p2 (weights 1, 2, 4) with
     seven carry-save adders; returns (the carry of weight 8, p0, p1, p2)."""
-    tA, p0 = csa(p0, vload(V, q[o]), vload(V, q[o + 1]))
-    tB, p0 = csa(p0, vload(V, q[o + 2]), vload(V, q[o + 3]))
+    tA, p0 = csa(p0, vload_at(V, q[o]), vload_at(V, q[o + 1]))
+    tB, p0 = csa(p0, vload_at(V, q[o + 2]), vload_at(V, q[o + 3]))
     fA, p1 = csa(p1, tA, tB)
-    tA, p0 = csa(p0, vload(V, q[o + 4]), vload(V, q[o + 5]))
-    tB, p0 = csa(p0, vload(V, q[o + 6]), vload(V, q[o + 7]))
+    tA, p0 = csa(p0, vload_at(V, q[o + 4]), vload_at(V, q[o + 5]))
+    tB, p0 = csa(p0, vload_at(V, q[o + 6]), vload_at(V, q[o + 7]))
     fB, p1 = csa(p1, tA, tB)
     e, p2 = csa(p2, fA, fB)
     return e, p0, p1, p2
