@@ -306,17 +306,19 @@ def warm_up(activation: str = "thres") -> None:
     if activation in _WARM:
         return
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((60, 5)).astype(np.float32)
-    X /= np.linalg.norm(X, axis=1).max()
-    X.setflags(write=False)                         # as a trial gets its data set
+    dense = rng.standard_normal((60, 5)).astype(np.float32)
+    dense /= np.linalg.norm(dense, axis=1).max()
+    sparse = np.where(rng.random((60, 10)) < 0.2, rng.random((60, 10)), 0).astype(np.float32)
     y = np.arange(60) % 3
-    for n_iter in (20, 70, 300):                    # one word; one candidate at a time; batches
-        net = Memorizer(n_iter=n_iter, max_bias=0.5, activation=activation, rule="margin",
-                        random_state=0).fit(X, y)
-        net.score(X, y)
-        net.predict(X.copy())
-        if activation == "relu":
-            break
+    for X in (dense, sparse):                       # BLAS and sparse first layers (first_layer)
+        X.setflags(write=False)                     # as a trial gets its data set
+        for n_iter in (20, 70, 300):                # one word; one candidate at a time; batches
+            net = Memorizer(n_iter=n_iter, max_bias=0.5, activation=activation, rule="margin",
+                            random_state=0).fit(X, y)
+            net.score(X, y)
+            net.predict(X.copy())
+            if activation == "relu":
+                break
     _WARM.add(activation)
 
 
