@@ -577,3 +577,26 @@ def test_sparse_threshold_bits_on_mnist_equal_the_dense_path(monkeypatch):
     W, b = first_layer.draw(np.random.default_rng(0), 2000, X.shape[1], 0.5)
     got = first_layer.threshold_bits(X, W, b)
     np.testing.assert_array_equal(got, dense_path_bits(X, W, b, monkeypatch))
+
+
+def test_warm_up_loads_every_kernel_a_trial_runs():
+    """After warm_up, fits like a trial's (read-only float32 data, dense or sparse, one word,
+    a few words, wide) and their scoring compile no new numba signature: nothing is compiled
+    on a trial's clock."""
+    from numba.core.registry import CPUDispatcher
+    from memlab.algo.estimator import warm_up
+    warm_up("thres")
+    warm_up("relu")
+    dispatchers = [f for f in vars(kernels).values() if isinstance(f, CPUDispatcher)]
+    before = {f.__name__: len(f.signatures) for f in dispatchers}
+    rng = np.random.default_rng(3)
+    dense = rng.standard_normal((400, 12)).astype(np.float32)
+    sparse = np.where(rng.random((400, 50)) < 0.25, rng.random((400, 50)), 0).astype(np.float32)
+    for X in (dense / np.linalg.norm(dense, axis=1).max(), sparse / np.linalg.norm(sparse, axis=1).max()):
+        X.setflags(write=False)
+        for y in (np.arange(400) % 2, np.arange(400) % 4):
+            for activation, n_iter in (("thres", 20), ("thres", 100), ("thres", 500), ("relu", 60)):
+                net = Memorizer(n_iter=n_iter, max_bias=0.5, activation=activation, random_state=1).fit(X, y)
+                net.score(X, y)
+    after = {f.__name__: len(f.signatures) for f in dispatchers}
+    assert after == before, {k: (before[k], after[k]) for k in after if after[k] != before[k]}
