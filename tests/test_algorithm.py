@@ -600,3 +600,10 @@ def test_warm_up_loads_every_kernel_a_trial_runs():
                 net.score(X, y)
     after = {f.__name__: len(f.signatures) for f in dispatchers}
     assert after == before, {k: (before[k], after[k]) for k in after if after[k] != before[k]}
+
+
+def test_sliced_kernel_on_layers_too_wide_for_uint16_offsets():
+    """From 16,384 units the unit lists' offsets (4 x unit) leave uint16: int64 lists, the same
+    neurons as the oracle."""
+    X, y = random_data(6, n=80, d=4, classes=2)
+    same_network(*fit_both(X, y, n_iter=16_400, max_bias=0.5, random_state=2))

@@ -103,7 +103,7 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     if wide:                               # every class's patterns, bit-sliced once
         major = per_class.argmax(axis=1)
         G, group_blocks = grouped_layout(pat, by_pop, major, n_classes, n_iter)
-        UI = np.empty((MAX_BATCH, n_iter + kernels.GROUP), np.uint16 if n_iter < 2**16 - 1 else np.int32)
+        UI = np.empty((MAX_BATCH, n_iter + kernels.GROUP), np.uint16 if 4 * n_iter < 2**16 else np.int64)
     layers, draws, ordered_U, covered = [], [], [], []
     for t, walk in zip(targets, walks):
         walk = np.asarray(walk, np.int64)

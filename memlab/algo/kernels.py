@@ -845,7 +845,8 @@ def greedy_sliced(PT, walk, G, skip_lo, skip_hi, E, n_units, max_batch, UI):
     would (a member covered by an earlier member's neuron is skipped, its m unused).
     X- is the sliced blocks of G outside [skip_lo, skip_hi) and those of E (the layout of every
     class's patterns is built once: fast.fit_threshold); UI (max_batch, n_units + GROUP) a buffer
-    for unit lists (uint16 where n_units < 65535).  Returns what greedy_packed returns.
+    for unit lists (uint16 where 4 n_units < 65536: they hold offsets 4 x unit, else int64).
+    Returns what greedy_packed returns.
     """
     nw, n_p = PT.shape
     SP = sliced(np.ascontiguousarray(PT.T), np.arange(n_p), n_units)   # X+
