@@ -46,21 +46,6 @@ def n_words(n_bits: int) -> int:
     return (n_bits + 63) // 64
 
 
-@njit(cache=True, nogil=True)
-def count_below(a, u, limit):
-    """popcount(a & u) if it is below `limit`, else some value >= limit (stops counting early).
-
-    The greedy loop only asks "is this count below the best so far?", and counts only grow
-    word by word, so most rows are rejected after their first word.
-    """
-    s = 0
-    for w in range(a.shape[0]):
-        s += popcount(a[w] & u[w])
-        if s >= limit:
-            return s
-    return s
-
-
 @njit(inline="always")
 def block_counts(T, u, r0, r1, base, limit, acc):
     """acc[r] = popcount(row r0 + r & u) - base[r0 + r] for the rows r0..r1-1 of T, where it is
