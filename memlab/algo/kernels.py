@@ -515,47 +515,48 @@ vor = _vector_op(lambda builder, a, b: builder.or_(a, b))
 vandnot = _vector_op(lambda builder, a, b: builder.and_(builder.not_(a), b))     # ~a & b
 
 
-def _row_pointer(context, builder, arrty, arr, row):
-    """Pointer to row `row` of a C-contiguous (n, 4) uint64 array, as a vector pointer."""
-    data = builder.bitcast(context.make_array(arrty)(context, builder, arr).data, ir.IntType(64).as_pointer())
-    return builder.bitcast(builder.gep(data, [builder.mul(row, ir.Constant(row.type, 4))]), _VEC.as_pointer())
+def _rows4(arr) -> bool:
+    """Is arr a C-contiguous 2-D uint64 array (rows of 4 lanes, as the vector intrinsics read)?"""
+    return isinstance(arr, types.Array) and arr.dtype == types.uint64 and arr.ndim == 2 and arr.layout == "C"
+
+
+def _vector_pointer(context, builder, sig, args, rows: bool):
+    """Pointer to the vector of arr = args[0] at args[1]: its row (rows=True) or its uint64 offset."""
+    data = builder.bitcast(context.make_array(sig.args[0])(context, builder, args[0]).data,
+                           ir.IntType(64).as_pointer())
+    offset = context.cast(builder, args[1], sig.args[1], types.int64)
+    if rows:
+        offset = builder.mul(offset, ir.Constant(offset.type, 4))
+    return builder.bitcast(builder.gep(data, [offset]), _VEC.as_pointer())
 
 
 @intrinsic
 def vload(typingctx, arr, row):
     """Row `row` of a C-contiguous (n, 4) uint64 array, as one vector (no bounds check)."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.uint64 and arr.ndim == 2 and arr.layout == "C"):
+    if not _rows4(arr):
         return None
-
-    def codegen(context, builder, sig, args):
-        row = context.cast(builder, args[1], sig.args[1], types.int64)
-        return builder.load(_row_pointer(context, builder, sig.args[0], args[0], row), align=8)
-    return u64x4(arr, row), codegen
+    return u64x4(arr, row), lambda context, builder, sig, args: builder.load(
+        _vector_pointer(context, builder, sig, args, True), align=8)
 
 
 @intrinsic
 def vload_at(typingctx, arr, offset):
     """The vector at uint64 offset `offset` (4 x its row) of a C-contiguous (n, 4) uint64 array:
     unit lists hold these offsets, which x86 addressing scales without a shift."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.uint64 and arr.ndim == 2 and arr.layout == "C"):
+    if not _rows4(arr):
         return None
-
-    def codegen(context, builder, sig, args):
-        offset = context.cast(builder, args[1], sig.args[1], types.int64)
-        data = builder.bitcast(context.make_array(sig.args[0])(context, builder, args[0]).data,
-                               ir.IntType(64).as_pointer())
-        return builder.load(builder.bitcast(builder.gep(data, [offset]), _VEC.as_pointer()), align=8)
-    return u64x4(arr, offset), codegen
+    return u64x4(arr, offset), lambda context, builder, sig, args: builder.load(
+        _vector_pointer(context, builder, sig, args, False), align=8)
 
 
 @intrinsic
 def vstore(typingctx, arr, row, v):
-    if not (isinstance(arr, types.Array) and arr.dtype == types.uint64 and arr.ndim == 2 and arr.layout == "C"):
+    """Store the vector v as row `row` of a C-contiguous (n, 4) uint64 array."""
+    if not _rows4(arr):
         return None
 
     def codegen(context, builder, sig, args):
-        row = context.cast(builder, args[1], sig.args[1], types.int64)
-        builder.store(args[2], _row_pointer(context, builder, sig.args[0], args[0], row), align=8)
+        builder.store(args[2], _vector_pointer(context, builder, sig, args, True), align=8)
         return context.get_dummy_value()
     return types.none(arr, row, v), codegen
 
@@ -631,8 +632,9 @@ def sliced(bits, rows, n_units):
 
 @njit(inline="always", cache=True, nogil=True)
 def unit_list(ubits, n_units, out):
-    """out[:L] the units set in the packed row ubits (increasing), padded with n_units (the zero
-    unit of a sliced block) to a multiple of GROUP; returns L."""
+    """out[:L] the units set in the packed row ubits (increasing) as uint64 offsets 4 x unit into
+    a sliced block (vload_at), padded with the offset of unit n_units (the zero unit of a sliced
+    block) to a multiple of GROUP; returns L."""
     L = 0
     for w in range(ubits.shape[0]):
         word = ubits[w]
