@@ -607,3 +607,23 @@ def test_sliced_kernel_on_layers_too_wide_for_uint16_offsets():
     neurons as the oracle."""
     X, y = random_data(6, n=80, d=4, classes=2)
     same_network(*fit_both(X, y, n_iter=16_400, max_bias=0.5, random_state=2))
+
+
+def test_sliced_counts_with_the_other_carry_save_form(tmp_path):
+    """Where the CPU has AVX-512VL the carry-save adders are two vpternlogq; the plain AND/OR/XOR
+    form (every CPU without it) is then checked here: the sliced tests above, compiled for
+    haswell (AVX2, no AVX-512) in a process of its own."""
+    import os
+    import re
+    import subprocess
+    import sys
+    if not kernels.TERNARY:
+        pytest.skip("no AVX-512VL here: the tests above already run the plain form")
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="", NUMBA_CACHE_DIR=str(tmp_path))
+    flag = subprocess.run([sys.executable, "-c", "from memlab.algo import kernels; print(kernels.TERNARY)"],
+                          env=env, capture_output=True, text=True, check=True)
+    assert flag.stdout.strip() == "False", flag
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+                          "sliced_counts_equal_popcounts or sliced_kernel_equals_oracle_on_wide"],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and re.search(r"\b7 passed\b", out.stdout), out.stdout[-2000:] + out.stderr[-2000:]

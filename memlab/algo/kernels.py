@@ -515,6 +515,40 @@ vor = _vector_op(lambda builder, a, b: builder.or_(a, b))
 vandnot = _vector_op(lambda builder, a, b: builder.and_(builder.not_(a), b))     # ~a & b
 
 
+def _has_ternary_logic() -> bool:
+    """Does the CPU that numba compiles for have AVX-512VL's vpternlogq (any bit function of
+    three vectors in one instruction, 256-bit vectors included)?  The features numba passes to
+    LLVM: the host's, unless NUMBA_CPU_FEATURES names others (NUMBA_CPU_NAME=generic: none)."""
+    from numba.core import codegen, config
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
+    return "+avx512vl" in features.split(",")
+
+
+TERNARY = _has_ternary_logic()
+
+
+def _ternary_op(imm: int, plain):
+    """A bit function of three vectors: one vpternlogq (truth table imm) where the CPU has it,
+    else the plain AND/OR/XOR form (LLVM does not fuse a carry-save adder's shared XOR itself)."""
+    def typer(typingctx, a, b, c):
+        if a is not u64x4 or b is not u64x4 or c is not u64x4:
+            return None
+
+        def codegen(context, builder, sig, args):
+            if not TERNARY:
+                return plain(builder, *args)
+            fnty = ir.FunctionType(_VEC, [_VEC, _VEC, _VEC, ir.IntType(32)])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.avx512.pternlog.q.256")
+            return builder.call(fn, [*args, ir.Constant(ir.IntType(32), imm)])
+        return u64x4(u64x4, u64x4, u64x4), codegen
+    return intrinsic(typer)
+
+
+vxor3 = _ternary_op(0x96, lambda builder, a, b, c: builder.xor(builder.xor(a, b), c))
+vmajority = _ternary_op(0xE8, lambda builder, a, b, c: builder.or_(builder.and_(a, b),
+                                                                   builder.and_(c, builder.or_(a, b))))
+
+
 def _rows4(arr) -> bool:
     """Is arr a C-contiguous 2-D uint64 array (rows of 4 lanes, as the vector intrinsics read)?"""
     return isinstance(arr, types.Array) and arr.dtype == types.uint64 and arr.ndim == 2 and arr.layout == "C"
@@ -652,9 +686,13 @@ def unit_list(ubits, n_units, out):
 
 @njit(inline="always")
 def csa(a, b, c):
-    """Carry-save adder: (carry, sum) with a + b + c = 2 carry + sum, bit by bit."""
-    u = vxor(a, b)
-    return vor(vand(a, b), vand(u, c)), vxor(u, c)
+    """Carry-save adder: (carry, sum) with a + b + c = 2 carry + sum, bit by bit: the majority
+    and the XOR of the three, two instructions with AVX-512VL.  Otherwise five, a being the
+    running plane: b and c are combined first, so the chain through a is one operation deep."""
+    if TERNARY:
+        return vmajority(a, b, c), vxor3(a, b, c)
+    u = vxor(b, c)
+    return vor(vand(b, c), vand(u, a)), vxor(u, a)
 
 
 @njit(inline="always")
