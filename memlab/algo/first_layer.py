@@ -71,7 +71,7 @@ def threshold_bits(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     xnorm = np.sqrt(np.einsum("ij,ij->i", X, X))    # no (n, d) temporary, unlike np.linalg.norm
     wtol = (tol * np.linalg.norm(W.astype(np.float64), axis=1)).astype(np.float32)
     btol = (tol * np.abs(b.astype(np.float64))).astype(np.float32)
-    if n and n_iter >= SPARSE_MIN_UNITS and np.count_nonzero(X) <= SPARSE_DENSITY * X.size:
+    if n and n_iter >= SPARSE_MIN_UNITS and _density(X) <= SPARSE_DENSITY:
         W = np.ascontiguousarray(W, dtype=np.float32)
         L = kernels.SIGN_LANES
         nb = -(-n_iter // L)
@@ -89,6 +89,14 @@ def threshold_bits(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         np.matmul(X[start:stop], W.T, out=pre)
         kernels.pack_signs(pre, b, X[start:stop], W, xnorm[start:stop], wtol, btol, out[start:stop])
     return out
+
+
+def _density(X: np.ndarray, rows: int = 2048) -> float:
+    """The fraction of nonzero entries in about `rows` evenly spaced rows of X.  It only picks
+    the faster of two paths that give the same bits; counting all of MNIST's 55 M entries
+    took 4% of a fit at n_iter = 100."""
+    sample = X[:: max(1, len(X) // rows)]
+    return np.count_nonzero(sample) / max(1, sample.size)
 
 
 def _blocks(v: np.ndarray, n_blocks: int, fill: float) -> np.ndarray:
