@@ -17,8 +17,8 @@ shortcuts, none of which changes a neuron:
   * wide layers (kernels.greedy_sliced) count bit-sliced: 256 rows of X- (or X+, for
     coverage) at a time, unit-major, so that a candidate's counts for all 256 rows are the sum
     of the 256-bit vectors of its ~n_iter/2 units I, added with carry-save adders (about 4.7
-    vector logic operations per unit, 1.8 with AVX-512VL's vpternlogq); a block stops once none of its rows can still get
-    below the best so far.  The minima are computed for a batch of upcoming live candidates
+    vector logic operations per unit, 1.8 with AVX-512VL's vpternlogq); a block stops once
+    none of its rows can still get below the best so far.  The minima are computed for a batch of upcoming live candidates
     (their m does not depend on what gets covered), each block read once for the batch, and
     the batch is then decided in walk order exactly as the plain loop would;
   * scoring (kernels.any_fires, best_class) runs batches of points against one neuron at a
@@ -59,9 +59,10 @@ def active_first(activity: np.ndarray) -> np.ndarray:
     """Units by decreasing active count: the order of the bit-sliced path (wide layers).
 
     A sliced block stops once its lowest row's partial count reaches the best so far; the most
-    active units of I raise every row's count fastest.  Measured on the dumped (2000, 0.5) MNIST
-    stand-in inputs: 18% fewer units counted than in informative_order, whose balanced units
-    suit the word-by-word path.  Any order gives the same sums.
+    active units of I raise every row's count fastest.  On the MNIST stand-in at (2000, 0.5):
+    14% fewer units counted than in informative_order (754 M against 881 M unit vectors over
+    the ten classes), whose balanced units suit the word-by-word path.  Any order gives the
+    same sums.
     """
     return np.argsort(-activity, kind="stable")
 

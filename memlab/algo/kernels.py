@@ -456,8 +456,9 @@ def cover(PT, u, m, state, zeros, acc):
 # 256-bit vector per unit (bit r of lane l is row 64 l + r), and a candidate's count for all
 # 256 rows at once is the sum of the vectors of its units I, added with carry-save adders
 # (Harley-Seal) into bit-sliced counters: about 4.7 vector AND/XOR/OR per unit for 256 pairs
-# (about 1.8 vpternlogq where the CPU has AVX-512VL), against a 64-bit popcount per word per pair.  The vectors are LLVM <4 x i64> values (AVX2
-# registers where the CPU has them), through the small type and intrinsics below.
+# (about 1.8 vpternlogq where the CPU has AVX-512VL), against a 64-bit popcount per word per
+# pair.  The vectors are LLVM <4 x i64> values (AVX2 registers where the CPU has them), through
+# the small type and intrinsics below.
 
 class U64x4Type(types.Type):
     """Four uint64 lanes as one LLVM vector value."""
