@@ -151,7 +151,7 @@ def trial(params: dict) -> dict:
     ds = dataset_from_params(p)
     model = get_model(p, seed_of(params))
     if model._torch_device() is None:
-        warm_up(model.activation)                   # compilation is not the algorithm's time
+        warm_up(model.activation, model.n_iter)     # compilation is not the algorithm's time
     start = time.process_time()
     model.fit(ds.X, ds.y)
     fit_time = time.process_time() - start

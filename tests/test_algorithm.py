@@ -581,11 +581,12 @@ def test_sparse_threshold_bits_on_mnist_equal_the_dense_path(monkeypatch):
 
 def test_warm_up_loads_every_kernel_a_trial_runs():
     """After warm_up, fits like a trial's (read-only float32 data, dense or sparse, one word,
-    a few words, wide) and their scoring compile no new numba signature: nothing is compiled
-    on a trial's clock."""
+    a few words, wide, wider than uint16 unit lists hold) and their scoring compile no new
+    numba signature: nothing is compiled on a trial's clock."""
     from numba.core.registry import CPUDispatcher
     from memlab.algo.estimator import warm_up
     warm_up("thres")
+    warm_up("thres", 16_400)                      # a trial's width: int64 unit lists
     warm_up("relu")
     dispatchers = [f for f in vars(kernels).values() if isinstance(f, CPUDispatcher)]
     before = {f.__name__: len(f.signatures) for f in dispatchers}
@@ -595,7 +596,8 @@ def test_warm_up_loads_every_kernel_a_trial_runs():
     for X in (dense / np.linalg.norm(dense, axis=1).max(), sparse / np.linalg.norm(sparse, axis=1).max()):
         X.setflags(write=False)
         for y in (np.arange(400) % 2, np.arange(400) % 4):
-            for activation, n_iter in (("thres", 20), ("thres", 100), ("thres", 500), ("relu", 60)):
+            for activation, n_iter in (("thres", 20), ("thres", 100), ("thres", 500), ("thres", 16_400),
+                                       ("relu", 60)):
                 net = Memorizer(n_iter=n_iter, max_bias=0.5, activation=activation, random_state=1).fit(X, y)
                 net.score(X, y)
     after = {f.__name__: len(f.signatures) for f in dispatchers}

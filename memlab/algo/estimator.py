@@ -297,12 +297,22 @@ class Memorizer(LightClassifier):
 _WARM = set()
 
 
-def warm_up(activation: str = "thres") -> None:
+def warm_up(activation: str = "thres", n_iter: int = 0) -> None:
     """Load (or, the first time on a machine, compile) the numba kernels a trial of this
     activation runs, once per process, on a tiny read-only data set, so that fit_time and
     score_time count the algorithm only.  With numba's cache warm (memlab/algo/__init__.py
     says where it lives) this takes some tens of milliseconds; numba's own start-up, about
-    0.5 s of process time, is paid when this module is imported (below)."""
+    0.5 s of process time, is paid when this module is imported (below).  n_iter: the trial's
+    width; past 16,384 units (fast.unit_list_dtype) the bit-sliced path's int64 unit lists are
+    loaded too, which costs every other process ~0.1 s, so only then."""
+    if activation == "thres" and fast.unit_list_dtype(n_iter) != np.uint16 and "thres-int64" not in _WARM:
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((60, 5)).astype(np.float32)
+        X /= np.linalg.norm(X, axis=1).max()
+        X.setflags(write=False)
+        wide = Memorizer(n_iter=16_400, max_bias=0.5, rule="margin", random_state=0).fit(X, np.arange(60) % 3)
+        wide.score(X, np.arange(60) % 3)
+        _WARM.add("thres-int64")
     if activation in _WARM:
         return
     rng = np.random.default_rng(0)

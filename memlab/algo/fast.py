@@ -75,6 +75,11 @@ def sample_order(X: np.ndarray, W: np.ndarray, b: np.ndarray, sliced: bool, rows
     return active_first(activity) if sliced else informative_order(activity, len(sample))
 
 
+def unit_list_dtype(n_iter: int):
+    """The dtype of the sliced path's unit lists (offsets 4 x unit): uint16 below 16,384 units."""
+    return np.uint16 if 4 * n_iter < 2**16 else np.int64
+
+
 def grouped_layout(pat, by_pop, major, n_classes: int, n_iter: int):
     """The patterns bit-sliced (kernels.sliced) class by class, each pattern in the group of the
     class it occurs in most (major), by popcount within a group, each group padded to whole
@@ -117,7 +122,7 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     if wide:                               # every class's patterns, bit-sliced once
         major = per_class.argmax(axis=1)
         G, group_blocks = grouped_layout(pat, by_pop, major, n_classes, n_iter)
-        UI = np.empty((MAX_BATCH, n_iter + kernels.GROUP), np.uint16 if 4 * n_iter < 2**16 else np.int64)
+        UI = np.empty((MAX_BATCH, n_iter + kernels.GROUP), unit_list_dtype(n_iter))
     layers, draws, ordered_U, covered = [], [], [], []
     for t, walk in zip(targets, walks):
         walk = np.asarray(walk, np.int64)
