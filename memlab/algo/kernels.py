@@ -47,9 +47,9 @@ def n_words(n_bits: int) -> int:
 
 
 @njit(inline="always")
-def block_counts(T, u, r0, r1, base, limit, acc):
-    """acc[r] = popcount(row r0 + r & u) - base[r0 + r] for the rows r0..r1-1 of T, where it is
-    below `limit`; rows whose acc is >= limit may hold a partial count (still >= limit).
+def block_counts(T, u, r0, r1, limit, acc):
+    """acc[r] = popcount(row r0 + r & u) for the rows r0..r1-1 of T, where it is below `limit`;
+    rows whose acc is >= limit may hold a partial count (still >= limit).
 
     T is word-major (T[w, r] = word w of row r), so each word is one vectorized pass over the
     block.  Counts only grow, so once the block's smallest partial count reaches `limit`
@@ -59,16 +59,17 @@ def block_counts(T, u, r0, r1, base, limit, acc):
     """
     n = r1 - r0
     nw = T.shape[0]
-    b = base[r0:r1]                 # 1-D slices: indices from range() let LLVM vectorize
     for w in range(nw):
         uw = u[w]
-        Tw = T[w, r0:r1]
+        Tw = T[w, r0:r1]            # 1-D slices: indices from range() let LLVM vectorize
         below = 0
-        if w == 0:
+        if w == 0:                  # most blocks stop here: count first, store only if needed
             for r in range(n):
-                v = popcount(Tw[r] & uw) - b[r]
-                acc[r] = v
-                below += np.int64(v < limit)
+                below += np.int64(popcount(Tw[r] & uw) < limit)
+            if below == 0:
+                return False
+            for r in range(n):
+                acc[r] = popcount(Tw[r] & uw)
         else:
             for r in range(n):
                 v = acc[r] + popcount(Tw[r] & uw)
@@ -391,7 +392,6 @@ def greedy_packed(PT, walk, NT, N_pop, P_pop):
     """
     nw, n_p = PT.shape
     n_n = NT.shape[1]
-    zeros = np.zeros(max(n_p, n_n), np.int64)
     acc = np.empty(BLOCK, np.int64)
     state = np.zeros(n_p, np.int8)
     n_uncovered = n_p
@@ -420,7 +420,7 @@ def greedy_packed(PT, walk, NT, N_pop, P_pop):
             if N_pop[a0] - P_pop[p] >= best:      # |z & I| >= |z| - |x| for every z from here on
                 break
             a1 = min(a0 + BLOCK, n_n)
-            if block_counts(NT, u, a0, a1, zeros, best, acc):
+            if block_counts(NT, u, a0, a1, best, acc):
                 for r in range(a1 - a0):
                     if acc[r] < best:
                         best = acc[r]
@@ -431,18 +431,18 @@ def greedy_packed(PT, walk, NT, N_pop, P_pop):
         steps[k] = t                              # [Line 9]
         ms[k] = best
         k += 1
-        n_uncovered -= cover(PT, u, best, state, zeros, acc)    # [Lines 10-11]
+        n_uncovered -= cover(PT, u, best, state, acc)           # [Lines 10-11]
     return steps[:k], ms[:k], draws, state
 
 
 @njit(inline="always")
-def cover(PT, u, m, state, zeros, acc):
+def cover(PT, u, m, state, acc):
     """Mark COVERED every pattern of X+ with popcount(z & u) < m; returns how many were new."""
     n_p = PT.shape[1]
     new = 0
     for q0 in range(0, n_p, BLOCK):
         q1 = min(q0 + BLOCK, n_p)
-        if block_counts(PT, u, q0, q1, zeros, m, acc):
+        if block_counts(PT, u, q0, q1, m, acc):
             for r in range(q1 - q0):
                 if acc[r] < m and state[q0 + r] != COVERED:
                     state[q0 + r] = COVERED
