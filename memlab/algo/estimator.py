@@ -305,31 +305,29 @@ def warm_up(activation: str = "thres", n_iter: int = 0) -> None:
     0.5 s of process time, is paid when this module is imported (below).  n_iter: the trial's
     width; past 16,384 units (fast.unit_list_dtype) the bit-sliced path's int64 unit lists are
     loaded too, which costs every other process ~0.1 s, so only then."""
-    if activation == "thres" and fast.unit_list_dtype(n_iter) != np.uint16 and "thres-int64" not in _WARM:
-        rng = np.random.default_rng(0)
-        X = rng.standard_normal((60, 5)).astype(np.float32)
-        X /= np.linalg.norm(X, axis=1).max()
-        X.setflags(write=False)
-        wide = Memorizer(n_iter=16_400, max_bias=0.5, rule="margin", random_state=0).fit(X, np.arange(60) % 3)
-        wide.score(X, np.arange(60) % 3)
-        _WARM.add("thres-int64")
-    if activation in _WARM:
+    wide = activation == "thres" and fast.unit_list_dtype(n_iter) != np.uint16
+    if activation in _WARM and (not wide or "thres-int64" in _WARM):
         return
     rng = np.random.default_rng(0)
     dense = rng.standard_normal((60, 5)).astype(np.float32)
     dense /= np.linalg.norm(dense, axis=1).max()
     sparse = np.where(rng.random((60, 10)) < 0.2, rng.random((60, 10)), 0).astype(np.float32)
     y = np.arange(60) % 3
-    for X in (dense, sparse):                       # BLAS and sparse first layers (first_layer)
+    for X in (dense, sparse):
         X.setflags(write=False)                     # as a trial gets its data set
-        for n_iter in (20, 70, 300):                # one word; one candidate at a time; batches
-            net = Memorizer(n_iter=n_iter, max_bias=0.5, activation=activation, rule="margin",
-                            random_state=0).fit(X, y)
-            net.score(X, y)
-            net.predict(X.copy())
-            if activation == "relu":
-                break
-    _WARM.add(activation)
+    if activation not in _WARM:
+        for X in (dense, sparse):                   # BLAS and sparse first layers (first_layer)
+            for width in (20, 70, 300):             # one word; one candidate at a time; batches
+                net = Memorizer(n_iter=width, max_bias=0.5, activation=activation, rule="margin",
+                                random_state=0).fit(X, y)
+                net.score(X, y)
+                net.predict(X.copy())
+                if activation == "relu":
+                    break
+        _WARM.add(activation)
+    if wide and "thres-int64" not in _WARM:
+        Memorizer(n_iter=16_400, max_bias=0.5, rule="margin", random_state=0).fit(dense, y).score(dense, y)
+        _WARM.add("thres-int64")
 
 
 kernels.row_popcounts(np.zeros((1, 1), np.uint64))   # numba's one-time start-up, not in a trial

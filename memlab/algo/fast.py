@@ -18,9 +18,10 @@ shortcuts, none of which changes a neuron:
     coverage) at a time, unit-major, so that a candidate's counts for all 256 rows are the sum
     of the 256-bit vectors of its ~n_iter/2 units I, added with carry-save adders (about 4.7
     vector logic operations per unit, 1.8 with AVX-512VL's vpternlogq); a block stops once
-    none of its rows can still get below the best so far.  The minima are computed for a batch of upcoming live candidates
-    (their m does not depend on what gets covered), each block read once for the batch, and
-    the batch is then decided in walk order exactly as the plain loop would;
+    none of its rows can still get below the best so far.  The minima are computed for a batch
+    of upcoming live candidates (their m does not depend on what gets covered), each block read
+    once for the batch, and the batch is then decided in walk order exactly as the plain loop
+    would;
   * scoring (kernels.any_fires, best_class) runs batches of points against one neuron at a
     time, and skips neurons whose popcount(x) + m cannot exceed popcount(z).
 Walking one random permutation of X+ and skipping what is covered or already tried draws
