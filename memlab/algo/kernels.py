@@ -242,6 +242,87 @@ def pack_signs(pre, b, Xc, W, xnorm, wtol, btol, out):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _dense_float64_sign(b, x, w):
+    """[b + sum x_k w_k > 0] in float64, k in increasing order (as pack_signs), outside any
+    fastmath function so that its order of summation stays fixed."""
+    s = np.float64(b)
+    for k in range(x.shape[0]):
+        s += np.float64(x[k]) * np.float64(w[k])
+    return s > 0
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def narrow_signs(X, WP, b, wtol, btol, out):
+    """pack_signs(X @ W.T, ...) for narrow layers, in one pass over X: the same bits.
+
+    WP (units rounded up to a multiple of 4, d) float32 = W, then zero rows.  Four rows of X
+    against four units at a time: sixteen dot products accumulate in registers (vectorized
+    along d; the rounding bound holds for any order of summation), so each loaded x or w
+    value serves four multiply-adds, and X is read once, with no packed copy as a BLAS
+    product of 20-100 columns makes (1.3-2x faster than it from 1 to 100 units on MNIST-like
+    data).  The rows' norms come from the same pass; the unsure units are decided by
+    _dense_float64_sign, as in pack_signs.
+    """
+    n, d = X.shape
+    nu = b.shape[0]
+    pre = np.empty((4, WP.shape[0]), np.float32)
+    xn = np.empty(4, np.float32)
+    for i0 in range(0, n, 4):
+        last = min(n, i0 + 4) - 1            # a last partial block repeats its last row
+        x0 = X[i0]
+        x1 = X[min(i0 + 1, last)]
+        x2 = X[min(i0 + 2, last)]
+        x3 = X[min(i0 + 3, last)]
+        s0 = s1 = s2 = s3 = np.float32(0)
+        for k in range(d):
+            s0 += x0[k] * x0[k]
+            s1 += x1[k] * x1[k]
+            s2 += x2[k] * x2[k]
+            s3 += x3[k] * x3[k]
+        xn[0], xn[1], xn[2], xn[3] = np.sqrt(s0), np.sqrt(s1), np.sqrt(s2), np.sqrt(s3)
+        for u in range(0, WP.shape[0], 4):
+            wa, wb, wc, wd = WP[u], WP[u + 1], WP[u + 2], WP[u + 3]
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = np.float32(0)
+            c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = np.float32(0)
+            for k in range(d):
+                p, q, r, s = wa[k], wb[k], wc[k], wd[k]
+                v0, v1, v2, v3 = x0[k], x1[k], x2[k], x3[k]
+                a0 += v0 * p
+                a1 += v1 * p
+                a2 += v2 * p
+                a3 += v3 * p
+                b0 += v0 * q
+                b1 += v1 * q
+                b2 += v2 * q
+                b3 += v3 * q
+                c0 += v0 * r
+                c1 += v1 * r
+                c2 += v2 * r
+                c3 += v3 * r
+                e0 += v0 * s
+                e1 += v1 * s
+                e2 += v2 * s
+                e3 += v3 * s
+            pre[0, u], pre[1, u], pre[2, u], pre[3, u] = a0, a1, a2, a3
+            pre[0, u + 1], pre[1, u + 1], pre[2, u + 1], pre[3, u + 1] = b0, b1, b2, b3
+            pre[0, u + 2], pre[1, u + 2], pre[2, u + 2], pre[3, u + 2] = c0, c1, c2, c3
+            pre[0, u + 3], pre[1, u + 3], pre[2, u + 3], pre[3, u + 3] = e0, e1, e2, e3
+        for h in range(last - i0 + 1):
+            i = i0 + h
+            for w in range(out.shape[1]):
+                word = np.uint64(0)
+                for j in range(w * 64, min(nu, w * 64 + 64)):
+                    v = pre[h, j] + b[j]
+                    if abs(v) <= xn[h] * wtol[j] + btol[j]:
+                        positive = _dense_float64_sign(b[j], X[i], WP[j])
+                    else:
+                        positive = v > 0
+                    word |= np.uint64(positive) << np.uint64(j - w * 64)
+                out[i, w] = word
+    return out
+
+
 @intrinsic
 def stack_f32(typingctx, n):
     """A float32 scratch buffer of n (a literal) in the kernel's stack frame (llvm alloca).
