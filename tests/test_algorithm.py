@@ -88,9 +88,12 @@ def test_kernel_equals_oracle_on_many_duplicate_patterns(wide, monkeypatch):
         mask = rng.random((200, n_iter)) < rng.uniform(0.2, 0.8)
         y = rng.integers(0, 2, 200)
         walk = rng.permutation(np.flatnonzero(y == 1))
-        [(anchors, m, U)] = fast.fit_threshold(mask.astype(np.float32) - 0.5, np.eye(n_iter, dtype=np.float32),
-                                               np.zeros(n_iter, np.float32), y, [1], [walk])["layers"]
-        o_anchors, o_U, o_m = oracle.greedy(mask.astype(np.float32), y == 1, walk)
+        fitted = fast.fit_threshold(mask.astype(np.float32) - 0.5, np.eye(n_iter, dtype=np.float32),
+                                    np.zeros(n_iter, np.float32), y, [1], [walk])
+        [(anchors, m, U)] = fitted["layers"]
+        stats = {}
+        o_anchors, o_U, o_m = oracle.greedy(mask.astype(np.float32), y == 1, walk, stats)
+        assert fitted["draws"] == [stats["draws"]]                   # [Line 5] draws, as the oracle's
         np.testing.assert_array_equal(anchors, o_anchors)
         np.testing.assert_array_equal(m, o_m)
         np.testing.assert_array_equal(kernels.to_bool(U, n_iter), np.array(o_U, bool).reshape(-1, n_iter))

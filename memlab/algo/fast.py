@@ -127,7 +127,9 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     layers, draws, ordered_U, covered = [], [], [], []
     for t, walk in zip(targets, walks):
         walk = np.asarray(walk, np.int64)
-        pos_ids = np.flatnonzero(per_class[:, t])                      # patterns of X+
+        # patterns of X+, by popcount for greedy_packed's cover bound (the sliced path keeps
+        # pattern order: sorted, its fit at (2000, 0.5) measured 3% slower, within noise)
+        pos_ids = np.flatnonzero(per_class[:, t]) if wide else by_pop[per_class[by_pop, t] > 0]
         local[pos_ids] = np.arange(len(pos_ids))
         walk_pat = local[pid[walk]]
         PT = np.ascontiguousarray(pat[pos_ids].T)
@@ -140,7 +142,7 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
         else:
             neg_ids = by_pop[everywhere[by_pop] > per_class[by_pop, t]]    # of X-, by popcount
             steps, m, n_draws, state = kernels.greedy_packed(
-                PT, walk_pat, np.ascontiguousarray(pat[neg_ids].T), pop[neg_ids], pop[pos_ids])
+                PT, walk_pat, np.ascontiguousarray(pat[neg_ids].T), pop[neg_ids], pop[pos_ids], MAX_BATCH)
         anchors = walk[steps]
         U = kernels.complement(packed[anchors], n_iter)
         layers.append((anchors, m.astype(np.float64), kernels.select(U, natural, np.empty_like(U))))

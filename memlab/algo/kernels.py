@@ -63,13 +63,16 @@ def block_counts(T, u, r0, r1, limit, acc):
         uw = u[w]
         Tw = T[w, r0:r1]            # 1-D slices: indices from range() let LLVM vectorize
         below = 0
-        if w == 0:                  # most blocks stop here: count first, store only if needed
+        if w == 0:                  # most blocks stop here: their smallest count, nothing stored
+            low = limit
             for r in range(n):
-                below += np.int64(popcount(Tw[r] & uw) < limit)
-            if below == 0:
+                low = min(low, np.int64(popcount(Tw[r] & uw)))
+            if low >= limit:
                 return False
             for r in range(n):
-                acc[r] = popcount(Tw[r] & uw)
+                v = np.int64(popcount(Tw[r] & uw))
+                acc[r] = v
+                below += np.int64(v < limit)
         else:
             for r in range(n):
                 v = acc[r] + popcount(Tw[r] & uw)
@@ -458,18 +461,27 @@ def expand_rows(bits, vals, row_ptr, rows, scale, out):
 
 # ----------------------------------------------------------------------------- Algorithm 2, threshold
 
-BLOCK = 256                   # rows counted together, one word at a time (block_counts)
+BLOCK = 384                   # rows counted together, one word at a time (block_counts; 256: 8% slower, 512: 3%)
 REMAINING, REJECTED, COVERED = 0, 1, 2
 
 
 @njit(cache=True, nogil=True)
-def greedy_packed(PT, walk, NT, N_pop, P_pop):
+def greedy_packed(PT, walk, NT, N_pop, P_pop, max_batch):
     """Algorithm 2's loop for one class, over distinct bit patterns.
 
     PT     (w, n_p) the distinct patterns of X+, word-major; walk: the pattern of each draw
-    NT     (w, n_n) the distinct patterns of X-, word-major, by increasing popcount
+    NT     (w, n_n) the distinct patterns of X-, word-major; both by increasing popcount
     N_pop, P_pop  their popcounts
-    Returns (walk positions that became neurons, their m, how many draws [Line 5] were made).
+    Returns (walk positions that became neurons, their m, how many draws [Line 5] were made,
+    each pattern's state).
+
+    The minima over X- are computed for a batch of up to max_batch upcoming live candidates
+    at a time (their m does not depend on what gets covered), blocks outside and candidates
+    inside, so that each block of X- is read from L2 once per batch instead of once per
+    candidate; the batch is then decided one by one in walk order exactly as the plain loop
+    would (a member covered by an earlier member's neuron is skipped, its m unused), as in
+    greedy_sliced.  A candidate stops at the first block whose rows all have popcount(z) -
+    popcount(x) >= its best so far, a lower bound of |z & I| for every row from there on.
     """
     nw, n_p = PT.shape
     n_n = NT.shape[1]
@@ -478,50 +490,81 @@ def greedy_packed(PT, walk, NT, N_pop, P_pop):
     n_uncovered = n_p
     steps = np.empty(walk.shape[0], np.int64)
     ms = np.empty(walk.shape[0], np.int64)
+    U = np.empty((max_batch, nw), np.uint64)
+    best = np.empty(max_batch, np.int64)
+    found = np.empty(max_batch, np.int64)
+    cand = np.empty(max_batch, np.int64)
+    where = np.empty(max_batch, np.int64)
     k = 0
     draws = 0
-    u = np.empty(nw, np.uint64)
     last = 0
-    for t in range(walk.shape[0]):
-        if n_uncovered == 0:                      # [Line 4] nothing left to cover
-            break
-        p = walk[t]
-        if state[p] == COVERED:                   # not a remaining candidate
-            continue
-        draws += 1                                # [Line 5]
-        if state[p] == REJECTED:                  # its pattern was drawn before: m = 0 again
-            continue
-        state[p] = REJECTED                       # [Line 12] (covered below if it gets a neuron)
-        best = 0
-        for w in range(nw):                       # [Line 6] I = the inactive units of x
-            u[w] = ~PT[w, p]
-            best += popcount(NT[w, last] & u[w])
-        a0 = 0
-        while best > 0 and a0 < n_n:              # [Line 7] m = min over X- of |z & I|
-            if N_pop[a0] - P_pop[p] >= best:      # |z & I| >= |z| - |x| for every z from here on
-                break
+    t = 0
+    size = 8
+    while t < walk.shape[0] and n_uncovered > 0:          # [Line 4]
+        B = 0
+        while t < walk.shape[0] and B < size:             # the next live candidates [Line 5]
+            p = walk[t]
+            if state[p] != COVERED:
+                cand[B] = p
+                where[B] = t
+                found[B] = last
+                b0 = 0
+                for w in range(nw):                       # [Line 6] I = the inactive units of x
+                    U[B, w] = ~PT[w, p]
+                    b0 += popcount(NT[w, last] & U[B, w])
+                best[B] = 0 if state[p] == REJECTED else b0   # drawn before: m = 0 again
+                B += 1
+            t += 1
+        a0 = 0                                            # [Line 7] m = min over X- of |z & I|
+        while a0 < n_n:
             a1 = min(a0 + BLOCK, n_n)
-            if block_counts(NT, u, a0, a1, best, acc):
-                for r in range(a1 - a0):
-                    if acc[r] < best:
-                        best = acc[r]
-                        last = a0 + r
+            live = 0
+            for c in range(B):
+                bc = best[c]
+                if bc == 0 or N_pop[a0] - P_pop[cand[c]] >= bc:
+                    continue
+                live += 1
+                if block_counts(NT, U[c], a0, a1, bc, acc):
+                    for r in range(a1 - a0):
+                        if acc[r] < best[c]:
+                            best[c] = acc[r]
+                            found[c] = a0 + r
+            if live == 0:
+                break
             a0 = a1
-        if best == 0:                             # [Line 8]
-            continue
-        steps[k] = t                              # [Line 9]
-        ms[k] = best
-        k += 1
-        n_uncovered -= cover(PT, u, best, state, acc)           # [Lines 10-11]
+        wasted = 0
+        for j in range(B):
+            p = cand[j]
+            if state[p] == COVERED or n_uncovered == 0:   # covered by an earlier member's neuron
+                wasted += 1
+                continue
+            draws += 1                                    # [Line 5] x = this member
+            last = found[j]
+            if state[p] == REJECTED or best[j] == 0:      # [Line 8]
+                state[p] = REJECTED                       # [Line 12]
+                continue
+            state[p] = REJECTED                           # (covered below: popcount(x & ~x) = 0)
+            steps[k] = where[j]                           # [Line 9]
+            ms[k] = best[j]
+            k += 1
+            n_uncovered -= cover(PT, U[j], best[j], state, acc, P_pop, P_pop[p])   # [Lines 10-11]
+        if wasted * 4 > B:
+            size = max(1, size // 2)
+        elif wasted == 0:
+            size = min(max_batch, size * 2)
     return steps[:k], ms[:k], draws, state
 
 
 @njit(inline="always")
-def cover(PT, u, m, state, acc):
-    """Mark COVERED every pattern of X+ with popcount(z & u) < m; returns how many were new."""
+def cover(PT, u, m, state, acc, P_pop, px):
+    """Mark COVERED every pattern of X+ with popcount(z & u) < m; returns how many were new.
+    X+ is by increasing popcount (P_pop), u = ~x with popcount(x) = px: since popcount(z & u)
+    >= popcount(z) - px, the first block whose rows all have popcount(z) >= px + m ends it."""
     n_p = PT.shape[1]
     new = 0
     for q0 in range(0, n_p, BLOCK):
+        if P_pop[q0] - px >= m:
+            break
         q1 = min(q0 + BLOCK, n_p)
         if block_counts(PT, u, q0, q1, m, acc):
             for r in range(q1 - q0):
