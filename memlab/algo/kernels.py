@@ -465,6 +465,33 @@ BLOCK = 384                   # rows counted together, one word at a time (block
 REMAINING, REJECTED, COVERED = 0, 1, 2
 
 
+@njit(inline="always")
+def next_batch(walk, t, state, size, cand, where):
+    """The next `size` live candidates of the walk from position t ([Line 5]: those not yet
+    covered; a rejected pattern drawn again is one, with m = 0 again): their patterns in cand,
+    their walk positions in where.  Returns (how many, the position after them)."""
+    B = 0
+    while t < walk.shape[0] and B < size:
+        p = walk[t]
+        if state[p] != COVERED:
+            cand[B] = p
+            where[B] = t
+            B += 1
+        t += 1
+    return B, t
+
+
+@njit(inline="always")
+def next_batch_size(size, B, wasted, max_batch):
+    """Halve the batch when over a quarter of it was covered by earlier members, double it
+    when none was."""
+    if wasted * 4 > B:
+        return max(1, size // 2)
+    if wasted == 0:
+        return min(max_batch, size * 2)
+    return size
+
+
 @njit(cache=True, nogil=True)
 def greedy_packed(PT, walk, NT, N_pop, P_pop, max_batch):
     """Algorithm 2's loop for one class, over distinct bit patterns.
@@ -501,20 +528,15 @@ def greedy_packed(PT, walk, NT, N_pop, P_pop, max_batch):
     t = 0
     size = 8
     while t < walk.shape[0] and n_uncovered > 0:          # [Line 4]
-        B = 0
-        while t < walk.shape[0] and B < size:             # the next live candidates [Line 5]
-            p = walk[t]
-            if state[p] != COVERED:
-                cand[B] = p
-                where[B] = t
-                found[B] = last
-                b0 = 0
-                for w in range(nw):                       # [Line 6] I = the inactive units of x
-                    U[B, w] = ~PT[w, p]
-                    b0 += popcount(NT[w, last] & U[B, w])
-                best[B] = 0 if state[p] == REJECTED else b0   # drawn before: m = 0 again
-                B += 1
-            t += 1
+        B, t = next_batch(walk, t, state, size, cand, where)   # [Line 5]
+        for c in range(B):
+            p = cand[c]
+            found[c] = last
+            b0 = 0
+            for w in range(nw):                           # [Line 6] I = the inactive units of x
+                U[c, w] = ~PT[w, p]
+                b0 += popcount(NT[w, last] & U[c, w])
+            best[c] = 0 if state[p] == REJECTED else b0   # drawn before: m = 0 again
         a0 = 0                                            # [Line 7] m = min over X- of |z & I|
         while a0 < n_n:
             a1 = min(a0 + BLOCK, n_n)
@@ -548,10 +570,7 @@ def greedy_packed(PT, walk, NT, N_pop, P_pop, max_batch):
             ms[k] = best[j]
             k += 1
             n_uncovered -= cover(PT, U[j], best[j], state, acc, P_pop, P_pop[p])   # [Lines 10-11]
-        if wasted * 4 > B:
-            size = max(1, size // 2)
-        elif wasted == 0:
-            size = min(max_batch, size * 2)
+        size = next_batch_size(size, B, wasted, max_batch)
     return steps[:k], ms[:k], draws, state
 
 
@@ -1019,17 +1038,11 @@ def greedy_sliced(PT, walk, G, skip_lo, skip_hi, E, n_units, max_batch, UI):
     t = 0
     size = 8
     while t < walk.shape[0] and n_uncovered > 0:          # [Line 4]
-        B = 0
-        while t < walk.shape[0] and B < size:             # the next live candidates [Line 5]
-            p = walk[t]
-            if state[p] != COVERED:
-                cand[B] = p
-                where[B] = t
-                for w in range(nw):                       # [Line 6] I = the inactive units of x
-                    u[w] = ~PT[w, p]
-                ulen[B] = unit_list(u, n_units, UI[B])
-                B += 1
-            t += 1
+        B, t = next_batch(walk, t, state, size, cand, where)   # [Line 5]
+        for c in range(B):
+            for w in range(nw):                           # [Line 6] I = the inactive units of x
+                u[w] = ~PT[w, cand[c]]
+            ulen[c] = unit_list(u, n_units, UI[c])
         best[:B] = 1 << 30                                # [Line 7] for the whole batch
         sliced_min(G, visit, UI, ulen, B, best, found, hi)
         sliced_min(E, every, UI, ulen, B, best, found, hi)
@@ -1054,10 +1067,7 @@ def greedy_sliced(PT, walk, G, skip_lo, skip_hi, E, n_units, max_batch, UI):
             ms[k] = best[j]
             k += 1
             n_uncovered -= sliced_cover(SP, n_p, UI[j], ulen[j], best[j], state, hi)   # [Lines 10-11]
-        if wasted * 4 > B:
-            size = max(1, size // 2)
-        elif wasted == 0:
-            size = min(max_batch, size * 2)
+        size = next_batch_size(size, B, wasted, max_batch)
     return steps[:k], ms[:k], draws, state
 
 
