@@ -10,10 +10,12 @@ shortcuts, none of which changes a neuron:
     of X- (and of X+, for coverage) are counted in blocks, one word at a time for the whole
     block (one vectorized pass, AVX-512 popcount where the CPU has it); a block is dropped as
     soon as its smallest partial count reaches the best so far (kernels.block_counts);
-  * narrow layers (under WIDE words: kernels.greedy_packed) take one candidate at a time:
-    the minimum over X- starts from the negative that gave the previous minimum and visits
-    X- by increasing popcount, stopping once popcount(z) - popcount(x), a lower bound of
-    every later count, reaches the best so far;
+  * narrow layers (under WIDE words: kernels.greedy_packed) compute the minima over X- for a
+    batch of upcoming live candidates, each block of X- read once for the batch; each
+    candidate starts from the negative that gave the previous minimum and visits X- by
+    increasing popcount, stopping once popcount(z) - popcount(x), a lower bound of every
+    later count, reaches its best so far; coverage of X+ (also by popcount) stops the same
+    way at popcount(x) + m;
   * wide layers (kernels.greedy_sliced) count bit-sliced: 256 rows of X- (or X+, for
     coverage) at a time, unit-major, so that a candidate's counts for all 256 rows are the sum
     of the 256-bit vectors of its ~n_iter/2 units I, added with carry-save adders (about 4.7
@@ -120,6 +122,11 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     everywhere = per_class.sum(axis=1)
     by_pop = np.argsort(pop, kind="stable")
     local = np.empty(n_pat, np.int64)
+    if not wide:                           # the patterns by popcount, word-major, once for all classes
+        sorted_T = np.ascontiguousarray(pat[by_pop].T)
+        sorted_pop = pop[by_pop]
+        sorted_here = np.ascontiguousarray(per_class[by_pop].T)      # (classes, patterns)
+        sorted_elsewhere = everywhere[by_pop] - sorted_here          # points of other classes
     if wide:                               # every class's patterns, bit-sliced once
         major = per_class.argmax(axis=1)
         G, group_blocks = grouped_layout(pat, by_pop, major, n_classes, n_iter)
@@ -127,12 +134,17 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     layers, draws, ordered_U, covered = [], [], [], []
     for t, walk in zip(targets, walks):
         walk = np.asarray(walk, np.int64)
-        # patterns of X+, by popcount for greedy_packed's cover bound (the sliced path keeps
-        # pattern order: sorted, its fit at (2000, 0.5) measured 3% slower, within noise)
-        pos_ids = np.flatnonzero(per_class[:, t]) if wide else by_pop[per_class[by_pop, t] > 0]
+        if wide:
+            pos_ids = np.flatnonzero(per_class[:, t])                  # patterns of X+
+            PT = np.ascontiguousarray(pat[pos_ids].T)
+        else:
+            # X+ by popcount too, for greedy_packed's cover bound (the sliced path keeps pattern
+            # order: sorted, its fit at (2000, 0.5) measured 3% slower, within noise)
+            in_pos = sorted_here[t] > 0
+            pos_ids = by_pop[in_pos]
+            PT = np.compress(in_pos, sorted_T, axis=1)
         local[pos_ids] = np.arange(len(pos_ids))
         walk_pat = local[pid[walk]]
-        PT = np.ascontiguousarray(pat[pos_ids].T)
         if wide:
             # X-: the other classes' groups, and t's patterns that other classes share
             shared = np.flatnonzero((major == t) & (everywhere > per_class[:, t]))
@@ -140,9 +152,9 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
             steps, m, n_draws, state = kernels.greedy_sliced(
                 PT, walk_pat, G, group_blocks[t], group_blocks[t + 1], E, n_iter, MAX_BATCH, UI)
         else:
-            neg_ids = by_pop[everywhere[by_pop] > per_class[by_pop, t]]    # of X-, by popcount
+            in_neg = sorted_elsewhere[t] > 0                           # X-, by popcount
             steps, m, n_draws, state = kernels.greedy_packed(
-                PT, walk_pat, np.ascontiguousarray(pat[neg_ids].T), pop[neg_ids], pop[pos_ids], MAX_BATCH)
+                PT, walk_pat, np.compress(in_neg, sorted_T, axis=1), sorted_pop[in_neg], sorted_pop[in_pos], MAX_BATCH)
         anchors = walk[steps]
         U = kernels.complement(packed[anchors], n_iter)
         layers.append((anchors, m.astype(np.float64), kernels.select(U, natural, np.empty_like(U))))

@@ -462,6 +462,7 @@ def expand_rows(bits, vals, row_ptr, rows, scale, out):
 # ----------------------------------------------------------------------------- Algorithm 2, threshold
 
 BLOCK = 384                   # rows counted together, one word at a time (block_counts; 256: 8% slower, 512: 3%)
+BLOCK_1 = 256                 # the same for one-word rows (384: 1.3x slower at n_iter 20)
 REMAINING, REJECTED, COVERED = 0, 1, 2
 
 
@@ -522,6 +523,8 @@ def greedy_packed(PT, walk, NT, N_pop, P_pop, max_batch):
     found = np.empty(max_batch, np.int64)
     cand = np.empty(max_batch, np.int64)
     where = np.empty(max_batch, np.int64)
+    act = np.empty(max_batch, np.int64)
+    rows = BLOCK if nw > 1 else BLOCK_1
     k = 0
     draws = 0
     last = 0
@@ -529,30 +532,36 @@ def greedy_packed(PT, walk, NT, N_pop, P_pop, max_batch):
     size = 8
     while t < walk.shape[0] and n_uncovered > 0:          # [Line 4]
         B, t = next_batch(walk, t, state, size, cand, where)   # [Line 5]
+        n_act = 0                                         # the members still counting
         for c in range(B):
             p = cand[c]
             found[c] = last
-            b0 = 0
+            best[c] = 0
+            if state[p] == REJECTED:                      # drawn before: m = 0 again
+                continue
             for w in range(nw):                           # [Line 6] I = the inactive units of x
                 U[c, w] = ~PT[w, p]
-                b0 += popcount(NT[w, last] & U[c, w])
-            best[c] = 0 if state[p] == REJECTED else b0   # drawn before: m = 0 again
+                best[c] += popcount(NT[w, last] & U[c, w])
+            if best[c] > 0:
+                act[n_act] = c
+                n_act += 1
         a0 = 0                                            # [Line 7] m = min over X- of |z & I|
-        while a0 < n_n:
-            a1 = min(a0 + BLOCK, n_n)
-            live = 0
-            for c in range(B):
-                bc = best[c]
-                if bc == 0 or N_pop[a0] - P_pop[cand[c]] >= bc:
-                    continue
-                live += 1
-                if block_counts(NT, U[c], a0, a1, bc, acc):
-                    for r in range(a1 - a0):
-                        if acc[r] < best[c]:
-                            best[c] = acc[r]
-                            found[c] = a0 + r
-            if live == 0:
-                break
+        while n_act > 0 and a0 < n_n:
+            a1 = min(a0 + rows, n_n)
+            i = 0
+            while i < n_act:
+                c = act[i]
+                if N_pop[a0] - P_pop[cand[c]] < best[c]:
+                    if block_counts(NT, U[c], a0, a1, best[c], acc):
+                        for r in range(a1 - a0):
+                            if acc[r] < best[c]:
+                                best[c] = acc[r]
+                                found[c] = a0 + r
+                    if best[c] > 0:
+                        i += 1
+                        continue
+                n_act -= 1                                # done: no later row can get below
+                act[i] = act[n_act]
             a0 = a1
         wasted = 0
         for j in range(B):
@@ -569,22 +578,22 @@ def greedy_packed(PT, walk, NT, N_pop, P_pop, max_batch):
             steps[k] = where[j]                           # [Line 9]
             ms[k] = best[j]
             k += 1
-            n_uncovered -= cover(PT, U[j], best[j], state, acc, P_pop, P_pop[p])   # [Lines 10-11]
+            n_uncovered -= cover(PT, U[j], best[j], state, acc, P_pop, P_pop[p], rows)   # [Lines 10-11]
         size = next_batch_size(size, B, wasted, max_batch)
     return steps[:k], ms[:k], draws, state
 
 
 @njit(inline="always")
-def cover(PT, u, m, state, acc, P_pop, px):
+def cover(PT, u, m, state, acc, P_pop, px, rows):
     """Mark COVERED every pattern of X+ with popcount(z & u) < m; returns how many were new.
     X+ is by increasing popcount (P_pop), u = ~x with popcount(x) = px: since popcount(z & u)
     >= popcount(z) - px, the first block whose rows all have popcount(z) >= px + m ends it."""
     n_p = PT.shape[1]
     new = 0
-    for q0 in range(0, n_p, BLOCK):
+    for q0 in range(0, n_p, rows):
         if P_pop[q0] - px >= m:
             break
-        q1 = min(q0 + BLOCK, n_p)
+        q1 = min(q0 + rows, n_p)
         if block_counts(PT, u, q0, q1, m, acc):
             for r in range(q1 - q0):
                 if acc[r] < m and state[q0 + r] != COVERED:
