@@ -122,15 +122,15 @@ def fit_threshold(X: np.ndarray, W: np.ndarray, b: np.ndarray, y_idx: np.ndarray
     everywhere = per_class.sum(axis=1)
     by_pop = np.argsort(pop, kind="stable")
     local = np.empty(n_pat, np.int64)
-    if not wide:                           # the patterns by popcount, word-major, once for all classes
-        sorted_T = np.ascontiguousarray(pat[by_pop].T)
-        sorted_pop = pop[by_pop]
-        sorted_here = np.ascontiguousarray(per_class[by_pop].T)      # (classes, patterns)
-        sorted_elsewhere = everywhere[by_pop] - sorted_here          # points of other classes
     if wide:                               # every class's patterns, bit-sliced once
         major = per_class.argmax(axis=1)
         G, group_blocks = grouped_layout(pat, by_pop, major, n_classes, n_iter)
         UI = np.empty((MAX_BATCH, n_iter + kernels.GROUP), unit_list_dtype(n_iter))
+    else:                                  # the patterns by popcount, word-major, once for all classes
+        sorted_T = np.ascontiguousarray(pat[by_pop].T)
+        sorted_pop = pop[by_pop]
+        sorted_here = np.ascontiguousarray(per_class[by_pop].T)      # (classes, patterns)
+        sorted_elsewhere = everywhere[by_pop] - sorted_here          # points of other classes
     layers, draws, ordered_U, covered = [], [], [], []
     for t, walk in zip(targets, walks):
         walk = np.asarray(walk, np.int64)
