@@ -317,7 +317,8 @@ def warm_up(activation: str = "thres", n_iter: int = 0) -> None:
         X.setflags(write=False)                     # as a trial gets its data set
     if activation not in _WARM:
         for X in (dense, sparse):                   # BLAS and sparse first layers (first_layer)
-            for width in (20, 70, 300):             # one word; one candidate at a time; batches
+            for width in (20, 70, 300):             # narrow first layer, one and two words;
+                                                    # BLAS or sparse, bit-sliced (fast)
                 net = Memorizer(n_iter=width, max_bias=0.5, activation=activation, rule="margin",
                                 random_state=0).fit(X, y)
                 net.score(X, y)

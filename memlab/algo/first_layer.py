@@ -54,8 +54,8 @@ SPARSE_DENSITY = 1 / 3
 SPARSE_MIN_UNITS = 64
 # Layers of at most NARROW_UNITS units go through kernels.narrow_signs, whatever X's density:
 # 4 rows x 4 units of dot products at a time in registers, one pass over X.  On the 35,000 x
-# 784 MNIST stand-in, against the path threshold_bits took before: 13 vs 29 ms at 7 units, 20 vs
-# 32 ms at 20, 45 vs 63 ms at 64 (sparse kernel), 67 vs 79 ms at 100; slower from 128 units.
+# 784 MNIST stand-in, against the path threshold_bits took before: 14 vs 29 ms at 7 units, 20 vs
+# 33 ms at 20, 46 vs 66 ms at 64 (sparse kernel), 67 vs 78 ms at 100; slower from 128 units.
 NARROW_UNITS = 100
 
 

@@ -263,7 +263,7 @@ def narrow_signs(X, WP, b, wtol, btol, out):
     against four units at a time: sixteen dot products accumulate in registers (vectorized
     along d; the rounding bound holds for any order of summation), so each loaded x or w
     value serves four multiply-adds, and X is read once, with no packed copy as a BLAS
-    product of 20-100 columns makes (1.3-2x faster than it from 1 to 100 units on MNIST-like
+    product of 20-100 columns makes (1.2-2x faster than it from 1 to 100 units on MNIST-like
     data).  The rows' norms come from the same pass; the unsure units are decided by
     _dense_float64_sign, as in pack_signs.
     """
