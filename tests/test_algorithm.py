@@ -539,13 +539,7 @@ def test_sparse_threshold_bits_are_the_exact_sign_on_and_near_hyperplanes(monkey
     monkeypatch.setattr(first_layer, "NARROW_UNITS", 0)
     rng = np.random.default_rng(3)
     n, d, n_iter = 300, 40, 75                           # 75: a last block of 11 units
-    X = (rng.integers(-8, 9, (n, d)) / 8).astype(np.float32)
-    X[rng.random((n, d)) < 0.75] = 0
-    X[:4] = 0                                            # w.x = 0: the bias alone decides
-    W = (rng.integers(-16, 17, (n_iter, d)) / 16).astype(np.float32)
-    exact = W.astype(np.float64) @ X[17].astype(np.float64)        # exact: few bits per term
-    b = (-exact + rng.choice([-2.0 ** -20, 0.0, 2.0 ** -20], n_iter)).astype(np.float32)
-    b[:5] = 0.0
+    X, W, b = hyperplane_case(rng, n, d, n_iter, 0.75)
     assert np.count_nonzero(X) < first_layer.SPARSE_DENSITY * X.size
     got = first_layer.threshold_bits(X, W, b)
     want = exact_signs(X, W, b)

@@ -214,6 +214,16 @@ def from_bool(mask: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- first layer
 
 @njit(cache=True, nogil=True)
+def _dense_float64_sign(b, x, w):
+    """[b + sum x_k w_k > 0] in float64, k in increasing order: the fallback of pack_signs and
+    narrow_signs, outside any fastmath function so that its order of summation stays fixed."""
+    s = np.float64(b)
+    for k in range(x.shape[0]):
+        s += np.float64(x[k]) * np.float64(w[k])
+    return s > 0
+
+
+@njit(cache=True, nogil=True)
 def pack_signs(pre, b, Xc, W, xnorm, wtol, btol, out):
     """out[i] packs [pre[i, j] + b[j] > 0]; pre (rows, units) float32 is overwritten.
 
@@ -232,10 +242,7 @@ def pack_signs(pre, b, Xc, W, xnorm, wtol, btol, out):
         if unsure:
             for j in range(n_units):
                 if abs(row[j]) <= xi * wtol[j] + btol[j]:
-                    s = np.float64(b[j])
-                    for k in range(Xc.shape[1]):
-                        s += np.float64(Xc[i, k]) * np.float64(W[j, k])
-                    row[j] = np.float32(1.0) if s > 0 else np.float32(-1.0)
+                    row[j] = np.float32(1.0) if _dense_float64_sign(b[j], Xc[i], W[j]) else np.float32(-1.0)
         for w in range(out.shape[1]):
             word = np.uint64(0)
             lo = w * 64
@@ -243,16 +250,6 @@ def pack_signs(pre, b, Xc, W, xnorm, wtol, btol, out):
                 word |= np.uint64(row[j] > 0) << np.uint64(j - lo)
             out[i, w] = word
     return out
-
-
-@njit(cache=True, nogil=True)
-def _dense_float64_sign(b, x, w):
-    """[b + sum x_k w_k > 0] in float64, k in increasing order (as pack_signs), outside any
-    fastmath function so that its order of summation stays fixed."""
-    s = np.float64(b)
-    for k in range(x.shape[0]):
-        s += np.float64(x[k]) * np.float64(w[k])
-    return s > 0
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
